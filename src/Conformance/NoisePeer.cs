@@ -33,7 +33,10 @@ public sealed record NoisePeerOptions
     /// <summary>The local static private key; a fresh one is generated when the pattern needs one and none is given.</summary>
     public byte[]? LocalStatic { get; init; }
 
-    /// <summary>The peer's static public key: given in advance to patterns that pre-share it, otherwise checked against the one received.</summary>
+    /// <summary>
+    /// The peer's static public key: the pre-message key for patterns that pre-share it (a <c>K</c> on the peer's
+    /// side, or the responder of N, K and X), otherwise checked against the key received, as soon as it arrives.
+    /// </summary>
     public byte[]? RemoteStatic { get; init; }
 
     public byte[] Prologue { get; init; } = [];
@@ -72,7 +75,11 @@ public static class NoisePeer
             throw new PeerException($"--size must be between 0 and {NoiseConstants.MaxTransportPayloadLength}.");
         }
 
-        ArgumentOutOfRangeException.ThrowIfNegative(options.Count);
+        if (options.Count < 0)
+        {
+            throw new PeerException("--count must not be negative.");
+        }
+
         using var handshake = BuildHandshake(options);
         using var socket = await ConnectAsync(options, output, timeProvider, cancellationToken).ConfigureAwait(false);
         await using var stream = new NetworkStream(socket, ownsSocket: false);
@@ -95,11 +102,13 @@ public static class NoisePeer
                 {
                     throw new PeerException($"Handshake message {i} carried the wrong payload.");
                 }
+
+                // Check a pinned key the moment it arrives, before revealing anything more of ourselves.
+                CheckRemoteStatic(options, handshake.RemoteStaticPublicKey);
             }
         }
 
         using var transport = handshake.ToTransport();
-        CheckRemoteStatic(options, transport);
         await output.WriteLineAsync($"hash {Convert.ToHexStringLower(transport.HandshakeHash)}").ConfigureAwait(false);
         if (!transport.RemoteStaticPublicKey.IsEmpty)
         {
@@ -117,6 +126,11 @@ public static class NoisePeer
         using var builder = new NoiseBuilder(options.Protocol).WithPrologue(options.Prologue);
         var pattern = builder.Protocol.Pattern;
         var isInitiator = options.Role == PeerRole.Initiator;
+        if (pattern.IsFallback)
+        {
+            throw new PeerException($"{pattern.Name} is a fallback pattern; the peer harness has no way to run the handshake it falls back from.");
+        }
+
         var localPre = isInitiator ? pattern.InitiatorPreMessage : pattern.ResponderPreMessage;
         var remotePre = isInitiator ? pattern.ResponderPreMessage : pattern.InitiatorPreMessage;
         var hasStatic = localPre.Contains(NoiseToken.S) || pattern.Messages.Any(m => m.FromInitiator == isInitiator && m.Tokens.Contains(NoiseToken.S));
@@ -138,9 +152,14 @@ public static class NoisePeer
             throw new PeerException($"{pattern.Name} has no static key on the {options.Role.ToString().ToLowerInvariant()}'s side; drop --static.");
         }
 
+        var peerSendsStatic = pattern.Messages.Any(m => m.FromInitiator != isInitiator && m.Tokens.Contains(NoiseToken.S));
         if (remotePre.Contains(NoiseToken.S))
         {
             builder.WithRemoteStaticPublicKey(options.RemoteStatic ?? throw new PeerException($"{pattern.Name} needs --remote-static."));
+        }
+        else if (options.RemoteStatic is not null && !peerSendsStatic)
+        {
+            throw new PeerException($"In {pattern.Name} the peer has no static key to check; drop --remote-static.");
         }
 
         foreach (var psk in options.Psks)
@@ -157,8 +176,21 @@ public static class NoisePeer
         if (options.Role == PeerRole.Initiator)
         {
             var client = new Socket(options.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await client.ConnectAsync(options.EndPoint, linked.Token).ConfigureAwait(false);
-            return client;
+            try
+            {
+                await client.ConnectAsync(options.EndPoint, linked.Token).ConfigureAwait(false);
+                return client;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                client.Dispose();
+                throw new PeerException($"Could not connect within {options.IoTimeout.TotalSeconds:0} s.");
+            }
+            catch (SocketException)
+            {
+                client.Dispose();
+                throw;
+            }
         }
 
         using var listener = new Socket(options.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -167,9 +199,16 @@ public static class NoisePeer
         var bound = (IPEndPoint)listener.LocalEndPoint!;
         await output.WriteLineAsync($"listening {FormatEndPoint(bound)}").ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-        var accepted = await listener.AcceptAsync(linked.Token).ConfigureAwait(false);
-        accepted.NoDelay = true;
-        return accepted;
+        try
+        {
+            var accepted = await listener.AcceptAsync(linked.Token).ConfigureAwait(false);
+            accepted.NoDelay = true;
+            return accepted;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new PeerException($"No initiator connected within {options.IoTimeout.TotalSeconds:0} s.");
+        }
     }
 
     private static async Task ExchangeAsync(NoisePeerOptions options, NoiseTransport transport, FramedIo io, byte[] buffer)
@@ -214,10 +253,10 @@ public static class NoisePeer
         }
     }
 
-    private static void CheckRemoteStatic(NoisePeerOptions options, NoiseTransport transport)
+    private static void CheckRemoteStatic(NoisePeerOptions options, ReadOnlySpan<byte> received)
     {
         // For patterns that transmit the static key, --remote-static pins it: a different key is a failure.
-        if (options.RemoteStatic is { } expected && !CryptographicOperations.FixedTimeEquals(expected, transport.RemoteStaticPublicKey))
+        if (options.RemoteStatic is { } expected && !received.IsEmpty && !CryptographicOperations.FixedTimeEquals(expected, received))
         {
             throw new PeerException("The peer's static key is not the one --remote-static names.");
         }
@@ -235,8 +274,15 @@ public static class NoisePeer
         {
             LengthPrefixedFrame.WriteHeader(_header, message.Length);
             using var deadline = Deadline();
-            await stream.WriteAsync(_header, deadline.Token).ConfigureAwait(false);
-            await stream.WriteAsync(message, deadline.Token).ConfigureAwait(false);
+            try
+            {
+                await stream.WriteAsync(_header, deadline.Token).ConfigureAwait(false);
+                await stream.WriteAsync(message, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new PeerException($"The peer took more than {timeout.TotalSeconds:0} s to accept our bytes.");
+            }
         }
 
         public async Task<byte[]> ReadAsync()

@@ -69,7 +69,7 @@ internal static class ConformanceCommand
         var listen = new Option<string?>("--listen") { Description = "Responder: HOST:PORT to listen on (port 0 picks one; printed as 'listening HOST:PORT')." };
         var connect = new Option<string?>("--connect") { Description = "Initiator: HOST:PORT to connect to." };
         var localStatic = new Option<string?>("--static") { Description = "Local static private key, hex (generated when the pattern needs one and none is given)." };
-        var remoteStatic = new Option<string?>("--remote-static") { Description = "Remote static public key, hex: pre-shared for K/N/I patterns, otherwise checked." };
+        var remoteStatic = new Option<string?>("--remote-static") { Description = "Remote static public key, hex: the pre-message key where the pattern pre-shares it, otherwise checked on arrival." };
         var prologue = new Option<string?>("--prologue") { Description = "Prologue, hex." };
         var psk = new Option<string[]>("--psk") { Description = "Pre-shared key, hex; repeat in modifier order." };
         var count = new Option<int>("--count") { DefaultValueFactory = _ => 3, Description = "Transport messages the initiator sends." };

@@ -47,12 +47,22 @@ internal sealed class CipherState : IDisposable
     }
 
     /// <summary>Writes the plaintext and returns its length; a failed decryption leaves the nonce where it was.</summary>
-    public int DecryptWithAd(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext)
+    public int DecryptWithAd(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext) =>
+        TryDecryptWithAd(associatedData, ciphertext, plaintext, out var written)
+            ? written
+            : throw new NoiseException(NoiseErrorKind.DecryptFailed, "The message failed authentication.");
+
+    /// <summary>
+    /// As <see cref="DecryptWithAd"/>, but reports an authentication failure as false instead of an exception,
+    /// so a flood of forged datagrams costs no exception each.
+    /// </summary>
+    public bool TryDecryptWithAd(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext, out int written)
     {
         if (_key is null)
         {
             ciphertext.CopyTo(plaintext);
-            return ciphertext.Length;
+            written = ciphertext.Length;
+            return true;
         }
 
         EnsureNonceAvailable();
@@ -63,11 +73,13 @@ internal sealed class CipherState : IDisposable
 
         if (!_key.TryDecrypt(Nonce, associatedData, ciphertext, plaintext))
         {
-            throw new NoiseException(NoiseErrorKind.DecryptFailed, "The message failed authentication.");
+            written = 0;
+            return false;
         }
 
         Nonce++;
-        return ciphertext.Length - NoiseConstants.TagLength;
+        written = ciphertext.Length - NoiseConstants.TagLength;
+        return true;
     }
 
     /// <summary>REKEY(k) of spec §4.2: the first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zero bytes). The nonce is kept.</summary>

@@ -91,9 +91,11 @@ public sealed class HandshakePattern
         ImmutableArray<NoiseToken> initiatorPreMessage,
         ImmutableArray<NoiseToken> responderPreMessage,
         ImmutableArray<MessagePattern> messages,
-        bool isOneWay)
+        bool isOneWay,
+        bool isFallback = false)
     {
         Name = name;
+        IsFallback = isFallback;
         InitiatorPreMessage = initiatorPreMessage;
         ResponderPreMessage = responderPreMessage;
         Messages = messages;
@@ -118,6 +120,9 @@ public sealed class HandshakePattern
 
     /// <summary>True for N, K and X: only the initiator ever sends, before and after the handshake.</summary>
     public bool IsOneWay { get; }
+
+    /// <summary>True when the <c>fallback</c> modifier made the initiator's first message a pre-message (spec §10.2).</summary>
+    public bool IsFallback { get; }
 
     /// <summary>How many pre-shared keys the pattern mixes (one per <c>psk</c> modifier).</summary>
     public int PskCount { get; }
@@ -165,10 +170,11 @@ public sealed class HandshakePattern
     private HandshakePattern With(
         ImmutableArray<NoiseToken>? initiatorPreMessage = null,
         ImmutableArray<MessagePattern>? messages = null,
-        string? modifier = null)
+        string? modifier = null,
+        bool fallback = false)
     {
         var name = modifier is null ? Name : Name + (Name.Any(char.IsAsciiLetterLower) ? "+" : string.Empty) + modifier;
-        return new HandshakePattern(name, initiatorPreMessage ?? InitiatorPreMessage, ResponderPreMessage, messages ?? Messages, IsOneWay);
+        return new HandshakePattern(name, initiatorPreMessage ?? InitiatorPreMessage, ResponderPreMessage, messages ?? Messages, IsOneWay, IsFallback || fallback);
     }
 
     private HandshakePattern Apply(string modifier)
@@ -220,7 +226,7 @@ public sealed class HandshakePattern
             throw Invalid($"'fallback' needs a first message of e, s or e, s; {Name} has another");
         }
 
-        return With(initiatorPreMessage: first, messages: Messages.RemoveAt(0), modifier: "fallback");
+        return With(initiatorPreMessage: first, messages: Messages.RemoveAt(0), modifier: "fallback", fallback: true);
     }
 
     private static HandshakePattern FromNotation(string name, string notation)

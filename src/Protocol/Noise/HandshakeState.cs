@@ -20,6 +20,7 @@ public sealed class HandshakeState : IDisposable
     private readonly SymmetricState _symmetric;
     private readonly byte[][] _psks;
     private readonly byte[]? _fixedEphemeral;
+    private readonly bool _ownsStatic;
     private DhKeyPair? _s;
     private DhKeyPair? _e;
     private byte[]? _rs;
@@ -36,6 +37,7 @@ public sealed class HandshakeState : IDisposable
         bool isInitiator,
         ReadOnlySpan<byte> prologue,
         DhKeyPair? localStatic,
+        bool ownsStatic,
         DhKeyPair? localEphemeral,
         byte[]? remoteStatic,
         byte[]? remoteEphemeral,
@@ -47,23 +49,40 @@ public sealed class HandshakeState : IDisposable
         _pattern = protocol.Pattern;
         _symmetric = new SymmetricState(protocol);
         _s = localStatic;
+        _ownsStatic = ownsStatic;
         _e = localEphemeral;
         _rs = remoteStatic;
         _re = remoteEphemeral;
         _psks = psks;
         _fixedEphemeral = fixedEphemeral;
 
-        _symmetric.MixHash(prologue);
+        var initialized = false;
+        try
+        {
+            _symmetric.MixHash(prologue);
 
-        // Pre-messages are hashed initiator's first, whichever side we are (spec §5.3, Initialize).
-        MixPreMessage(_pattern.InitiatorPreMessage, local: isInitiator);
-        MixPreMessage(_pattern.ResponderPreMessage, local: !isInitiator);
+            // Pre-messages are hashed initiator's first, whichever side we are (spec §5.3, Initialize).
+            MixPreMessage(_pattern.InitiatorPreMessage, local: isInitiator);
+            MixPreMessage(_pattern.ResponderPreMessage, local: !isInitiator);
+            initialized = true;
+        }
+        finally
+        {
+            if (!initialized)
+            {
+                Dispose();
+            }
+        }
     }
 
     /// <summary>The protocol this handshake runs.</summary>
     public NoiseProtocol Protocol { get; }
 
-    /// <summary>True for the initiator role: the side whose messages are <c>-&gt;</c> in the pattern.</summary>
+    /// <summary>
+    /// True for the initiator role: the side whose messages are <c>-&gt;</c> in the pattern, and whose keys the
+    /// tokens name first (<c>es</c> is the initiator's e with the responder's s). In a Bob-initiated (fallback)
+    /// pattern the responder sends the first message; the roles do not change.
+    /// </summary>
     public bool IsInitiator { get; }
 
     /// <summary>True when the next call must be <see cref="WriteMessage"/>; false when it must be <see cref="ReadMessage"/> or the handshake is over.</summary>
@@ -91,11 +110,26 @@ public sealed class HandshakeState : IDisposable
 
     /// <summary>The length of the next message this side writes when its payload has <paramref name="payloadLength"/> bytes.</summary>
     /// <exception cref="NoiseException"><see cref="NoiseErrorKind.WrongState"/> when it is not this side's turn to write.</exception>
+    /// <exception cref="NoiseException"><see cref="NoiseErrorKind.MessageTooLarge"/> when the payload alone exceeds the message limit.</exception>
     public int GetMessageLength(int payloadLength)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(payloadLength);
         EnsureTurn(write: true);
-        return Overhead(_pattern.Messages[_messageIndex], out var payloadEncrypted) + payloadLength + (payloadEncrypted ? NoiseConstants.TagLength : 0);
+        if (payloadLength > NoiseConstants.MaxMessageLength)
+        {
+            throw new NoiseException(NoiseErrorKind.MessageTooLarge, $"A payload of {payloadLength} bytes exceeds the {NoiseConstants.MaxMessageLength}-byte message limit.");
+        }
+
+        GetMaxPayloadLength(out var overhead);
+        return overhead + payloadLength;
+    }
+
+    /// <summary>The largest payload the next message this side writes can carry within the 65535-byte limit.</summary>
+    /// <exception cref="NoiseException"><see cref="NoiseErrorKind.WrongState"/> when it is not this side's turn to write.</exception>
+    public int GetMaxPayloadLength()
+    {
+        EnsureTurn(write: true);
+        return GetMaxPayloadLength(out _);
     }
 
     /// <summary>WriteMessage(payload, message_buffer) of spec §5.3: writes the next handshake message.</summary>
@@ -110,6 +144,12 @@ public sealed class HandshakeState : IDisposable
     /// </exception>
     public int WriteMessage(ReadOnlySpan<byte> payload, Span<byte> message)
     {
+        // Tokens are written before the payload is read, so any overlap would send corrupted bytes.
+        if (payload.Overlaps(message))
+        {
+            throw new ArgumentException("The payload and message buffers must not overlap.", nameof(message));
+        }
+
         var length = GetMessageLength(payload.Length);
         if (length > NoiseConstants.MaxMessageLength)
         {
@@ -175,6 +215,11 @@ public sealed class HandshakeState : IDisposable
     /// </exception>
     public int ReadMessage(ReadOnlySpan<byte> message, Span<byte> payload)
     {
+        if (message.Overlaps(payload))
+        {
+            throw new ArgumentException("The message and payload buffers must not overlap.", nameof(payload));
+        }
+
         EnsureTurn(write: false);
         if (message.Length > NoiseConstants.MaxMessageLength)
         {
@@ -269,11 +314,18 @@ public sealed class HandshakeState : IDisposable
 
         _disposed = true;
         _symmetric.Dispose();
-        _s?.Dispose();
-        _e?.Dispose();
-        foreach (var psk in _psks)
+        if (_ownsStatic)
         {
-            CryptographicOperations.ZeroMemory(psk);
+            _s?.Dispose();
+        }
+
+        _s = null;
+        _e?.Dispose();
+        _e = null;
+        WipePsks();
+        if (_fixedEphemeral is not null)
+        {
+            CryptographicOperations.ZeroMemory(_fixedEphemeral);
         }
 
         _sending?.Dispose();
@@ -281,9 +333,10 @@ public sealed class HandshakeState : IDisposable
     }
 
     /// <summary>Hands the local static and ephemeral keys to a fallback handshake, which then owns them.</summary>
-    internal (DhKeyPair? Static, DhKeyPair? Ephemeral) ReleaseKeysForFallback()
+    internal (DhKeyPair? Static, bool OwnsStatic, DhKeyPair? Ephemeral) ReleaseKeysForFallback()
     {
-        var keys = (_s, _e);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var keys = (_s, _ownsStatic, _e);
         _s = null;
         _e = null;
         return keys;
@@ -384,6 +437,12 @@ public sealed class HandshakeState : IDisposable
         }
     }
 
+    private int GetMaxPayloadLength(out int overhead)
+    {
+        overhead = Overhead(_pattern.Messages[_messageIndex], out var payloadEncrypted) + (payloadEncrypted ? NoiseConstants.TagLength : 0);
+        return NoiseConstants.MaxMessageLength - overhead;
+    }
+
     // Bytes of the tokens of a message, simulating when the cipher acquires a key so "s" is sized right.
     private int Overhead(MessagePattern message, out bool payloadEncrypted)
     {
@@ -432,8 +491,18 @@ public sealed class HandshakeState : IDisposable
 
     private void Abort()
     {
+        // A fallback needs only the DH keys; everything symmetric dies now.
         _failed = true;
         _symmetric.Dispose();
+        WipePsks();
+    }
+
+    private void WipePsks()
+    {
+        foreach (var psk in _psks)
+        {
+            CryptographicOperations.ZeroMemory(psk);
+        }
     }
 
     private static T Required<T>(T? value, string what)

@@ -23,6 +23,8 @@ public sealed class NoiseBuilder : IDisposable
     private byte[]? _localStatic;
     private byte[]? _remoteStatic;
     private byte[]? _fixedEphemeral;
+    private DhKeyPair? _borrowedStatic;
+    private bool _disposed;
 
     /// <summary>Starts a builder for the protocol named <paramref name="protocolName"/>.</summary>
     /// <exception cref="NoiseException">As <see cref="NoiseProtocol.Parse"/>.</exception>
@@ -44,6 +46,7 @@ public sealed class NoiseBuilder : IDisposable
     /// <summary>Bytes both sides must agree on before the handshake (spec §6); any mismatch fails the handshake.</summary>
     public NoiseBuilder WithPrologue(ReadOnlySpan<byte> prologue)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         SetOnce(ref _prologue, prologue, "prologue");
         return this;
     }
@@ -51,14 +54,32 @@ public sealed class NoiseBuilder : IDisposable
     /// <summary>This side's static private key (DHLEN bytes). The builder keeps a copy until it builds.</summary>
     public NoiseBuilder WithLocalStaticPrivateKey(ReadOnlySpan<byte> privateKey)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         CheckLength(privateKey, Protocol.Dh.DhLength, "local static private key");
+        EnsureNoStatic();
         SetOnce(ref _localStatic, privateKey, "local static private key");
         return this;
     }
 
-    /// <summary>The peer's static public key, for patterns where it is known in advance (K, N or I on the peer's side).</summary>
+    /// <summary>
+    /// This side's static key pair, for a long-lived key used in many handshakes (the private key never leaves
+    /// it). The handshake borrows it: the caller keeps ownership and must not dispose it before the handshakes
+    /// built here are over.
+    /// </summary>
+    public NoiseBuilder WithLocalStaticKeyPair(DhKeyPair keyPair)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(keyPair);
+        CheckLength(keyPair.PublicKey, Protocol.Dh.DhLength, "local static public key");
+        EnsureNoStatic();
+        _borrowedStatic = keyPair;
+        return this;
+    }
+
+    /// <summary>The peer's static public key, for patterns whose pre-message carries it (a K on the peer's side, or the responder key of N, K, X and the ?K patterns).</summary>
     public NoiseBuilder WithRemoteStaticPublicKey(ReadOnlySpan<byte> publicKey)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         CheckLength(publicKey, Protocol.Dh.DhLength, "remote static public key");
         SetOnce(ref _remoteStatic, publicKey, "remote static public key");
         return this;
@@ -67,6 +88,7 @@ public sealed class NoiseBuilder : IDisposable
     /// <summary>The next pre-shared key (32 bytes), in the order the psk modifiers appear in the protocol name.</summary>
     public NoiseBuilder WithPsk(ReadOnlySpan<byte> psk)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         CheckLength(psk, NoiseConstants.PskLength, "pre-shared key");
         if (_psks.Count == Protocol.Pattern.PskCount)
         {
@@ -80,10 +102,11 @@ public sealed class NoiseBuilder : IDisposable
     /// <summary>
     /// TESTING ONLY: fixes the ephemeral private key instead of generating a fresh one, so test vectors can be
     /// reproduced. A fixed ephemeral key destroys forward secrecy and, reused, the secrecy of every message;
-    /// never call this outside conformance tests.
+    /// so it is internal, visible only to the conformance runner and the tests.
     /// </summary>
-    public NoiseBuilder WithFixedEphemeralPrivateKeyForTestingOnly(ReadOnlySpan<byte> privateKey)
+    internal NoiseBuilder WithFixedEphemeralPrivateKeyForTestingOnly(ReadOnlySpan<byte> privateKey)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         CheckLength(privateKey, Protocol.Dh.DhLength, "ephemeral private key");
         SetOnce(ref _fixedEphemeral, privateKey, "ephemeral private key");
         return this;
@@ -106,8 +129,14 @@ public sealed class NoiseBuilder : IDisposable
     /// <exception cref="NoiseException"><see cref="NoiseErrorKind.InvalidConfiguration"/> when this protocol is not a fallback pattern; <see cref="NoiseErrorKind.MissingPrerequisite"/> when the failed state lacks the keys.</exception>
     public HandshakeState BuildFallback(HandshakeState failed)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(failed);
-        if (Protocol.Pattern.InitiatorPreMessage.IsEmpty || !Protocol.Pattern.Name.Contains("fallback", StringComparison.Ordinal))
+        if (failed.Protocol.Dh != Protocol.Dh)
+        {
+            throw new NoiseException(NoiseErrorKind.InvalidConfiguration, "A fallback must use the DH function of the handshake it replaces.");
+        }
+
+        if (!Protocol.Pattern.IsFallback)
         {
             throw new NoiseException(NoiseErrorKind.InvalidConfiguration, $"{Protocol.Pattern.Name} is not a fallback pattern.");
         }
@@ -117,6 +146,7 @@ public sealed class NoiseBuilder : IDisposable
 
     private HandshakeState Build(bool isInitiator, HandshakeState? previous)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var pattern = Protocol.Pattern;
         var localPre = isInitiator ? pattern.InitiatorPreMessage : pattern.ResponderPreMessage;
         var remotePre = isInitiator ? pattern.ResponderPreMessage : pattern.InitiatorPreMessage;
@@ -138,12 +168,14 @@ public sealed class NoiseBuilder : IDisposable
             throw new NoiseException(NoiseErrorKind.InvalidConfiguration, $"{pattern.Name} learns the remote static key during the handshake; one given in advance would not be checked.");
         }
 
-        if (!sendsStatic && _localStatic is not null)
+        var hasStatic = _localStatic is not null || _borrowedStatic is not null;
+        if (!sendsStatic && hasStatic)
         {
             throw new NoiseException(NoiseErrorKind.InvalidConfiguration, $"{pattern.Name} has no static key on this side.");
         }
 
-        DhKeyPair? localStatic = null;
+        DhKeyPair? localStatic = _borrowedStatic;
+        var ownsStatic = false;
         DhKeyPair? localEphemeral = null;
         byte[]? remoteEphemeral = null;
         var built = false;
@@ -151,12 +183,20 @@ public sealed class NoiseBuilder : IDisposable
         {
             if (previous is not null)
             {
-                (localStatic, localEphemeral) = previous.ReleaseKeysForFallback();
+                var (previousStatic, ownsPrevious, previousEphemeral) = previous.ReleaseKeysForFallback();
+                localEphemeral = previousEphemeral;
                 remoteEphemeral = previous.RemoteEphemeralPublicKey;
-                if (_localStatic is not null)
+                if (hasStatic)
                 {
-                    localStatic?.Dispose();
-                    localStatic = null;
+                    // The builder names a static key of its own: the failed attempt's one is no longer needed.
+                    if (ownsPrevious)
+                    {
+                        previousStatic?.Dispose();
+                    }
+                }
+                else
+                {
+                    (localStatic, ownsStatic) = (previousStatic, ownsPrevious);
                 }
 
                 if (!(isInitiator ? localEphemeral is not null : remoteEphemeral is not null))
@@ -168,6 +208,7 @@ public sealed class NoiseBuilder : IDisposable
             if (_localStatic is not null)
             {
                 localStatic = Protocol.Dh.ImportPrivateKey(_localStatic);
+                ownsStatic = true;
             }
 
             if (sendsStatic && localStatic is null)
@@ -180,6 +221,7 @@ public sealed class NoiseBuilder : IDisposable
                 isInitiator,
                 _prologue,
                 localStatic,
+                ownsStatic,
                 localEphemeral,
                 _remoteStatic?.ToArray(),
                 remoteEphemeral?.ToArray(),
@@ -192,9 +234,21 @@ public sealed class NoiseBuilder : IDisposable
         {
             if (!built)
             {
-                localStatic?.Dispose();
+                if (ownsStatic)
+                {
+                    localStatic?.Dispose();
+                }
+
                 localEphemeral?.Dispose();
             }
+        }
+    }
+
+    private void EnsureNoStatic()
+    {
+        if (_localStatic is not null || _borrowedStatic is not null)
+        {
+            throw new NoiseException(NoiseErrorKind.InvalidConfiguration, "The local static key is already set.");
         }
     }
 
@@ -219,6 +273,8 @@ public sealed class NoiseBuilder : IDisposable
     /// <summary>Wipes the key copies the builder holds; the states it built are not affected.</summary>
     public void Dispose()
     {
+        _disposed = true;
+        _borrowedStatic = null;
         foreach (var secret in _psks.Append(_localStatic).Append(_fixedEphemeral))
         {
             if (secret is not null)
@@ -226,5 +282,7 @@ public sealed class NoiseBuilder : IDisposable
                 CryptographicOperations.ZeroMemory(secret);
             }
         }
+
+        _psks.Clear();
     }
 }

@@ -42,6 +42,9 @@ public enum NoiseErrorKind
 
     /// <summary>A stateless transport message carried a nonce that was already accepted or is older than the replay window.</summary>
     Replayed,
+
+    /// <summary>A stateless transport was asked to send under a nonce at or below one it already used.</summary>
+    NonceReused,
 }
 
 /// <summary>A Noise protocol error. <see cref="Kind"/> says what happened; the message never contains key material.</summary>

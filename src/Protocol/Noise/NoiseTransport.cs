@@ -5,8 +5,8 @@ namespace SecureChannels.Protocol.Noise;
 /// <summary>
 /// The transport phase of a completed handshake (spec §5.1, §11): ordered messages, each under the next
 /// nonce. Messages must arrive exactly once and in order; for lossy or reordering carriers use
-/// <see cref="StatelessNoiseTransport"/>. Not thread-safe: one writer and one reader may run concurrently
-/// only if they use different directions.
+/// <see cref="StatelessNoiseTransport"/>. Not thread-safe, except that one thread may write while another
+/// reads: the two directions share nothing.
 /// </summary>
 public sealed class NoiseTransport : IDisposable
 {
@@ -54,16 +54,7 @@ public sealed class NoiseTransport : IDisposable
     public int Write(ReadOnlySpan<byte> payload, Span<byte> message)
     {
         var cipher = Direction(_sending, "The responder of a one-way pattern cannot send.");
-        if (payload.Length > NoiseConstants.MaxTransportPayloadLength)
-        {
-            throw new NoiseException(NoiseErrorKind.MessageTooLarge, $"A transport payload of {payload.Length} bytes exceeds the {NoiseConstants.MaxTransportPayloadLength}-byte limit.");
-        }
-
-        if (message.Length < payload.Length + NoiseConstants.TagLength)
-        {
-            throw new NoiseException(NoiseErrorKind.BufferTooSmall, $"The message buffer holds {message.Length} bytes; {payload.Length + NoiseConstants.TagLength} are needed.");
-        }
-
+        CheckOutgoing(payload, message);
         return cipher.EncryptWithAd(default, payload, message);
     }
 
@@ -75,11 +66,20 @@ public sealed class NoiseTransport : IDisposable
     /// <see cref="NoiseErrorKind.DecryptFailed"/> (the nonce does not advance, so the next genuine message still reads),
     /// <see cref="NoiseErrorKind.NonceExhausted"/>, or <see cref="NoiseErrorKind.WrongState"/> for the initiator of a one-way pattern.
     /// </exception>
-    public int Read(ReadOnlySpan<byte> message, Span<byte> payload)
+    public int Read(ReadOnlySpan<byte> message, Span<byte> payload) =>
+        TryRead(message, payload, out var written)
+            ? written
+            : throw new NoiseException(NoiseErrorKind.DecryptFailed, "The message failed authentication.");
+
+    /// <summary>
+    /// As <see cref="Read"/>, but an authentication failure returns false instead of throwing, so a stream of
+    /// forged messages costs no exception each. Other errors still throw.
+    /// </summary>
+    public bool TryRead(ReadOnlySpan<byte> message, Span<byte> payload, out int written)
     {
         var cipher = Direction(_receiving, "The initiator of a one-way pattern cannot receive.");
-        CheckIncoming(message.Length, payload.Length);
-        return cipher.DecryptWithAd(default, message, payload);
+        CheckIncoming(message, payload);
+        return cipher.TryDecryptWithAd(default, message, payload, out written);
     }
 
     /// <summary>Replaces the sending key with REKEY(k) (spec §11.3). The peer must call <see cref="RekeyReceiving"/> at the same point.</summary>
@@ -96,8 +96,25 @@ public sealed class NoiseTransport : IDisposable
         _receiving?.Dispose();
     }
 
-    internal static void CheckIncoming(int messageLength, int payloadCapacity)
+    internal static void CheckOutgoing(ReadOnlySpan<byte> payload, Span<byte> message)
     {
+        if (payload.Length > NoiseConstants.MaxTransportPayloadLength)
+        {
+            throw new NoiseException(NoiseErrorKind.MessageTooLarge, $"A transport payload of {payload.Length} bytes exceeds the {NoiseConstants.MaxTransportPayloadLength}-byte limit.");
+        }
+
+        if (message.Length < payload.Length + NoiseConstants.TagLength)
+        {
+            throw new NoiseException(NoiseErrorKind.BufferTooSmall, $"The message buffer holds {message.Length} bytes; {payload.Length + NoiseConstants.TagLength} are needed.");
+        }
+
+        CheckOverlap(payload, message);
+    }
+
+    internal static void CheckIncoming(ReadOnlySpan<byte> message, Span<byte> payload)
+    {
+        var messageLength = message.Length;
+        var payloadCapacity = payload.Length;
         if (messageLength > NoiseConstants.MaxMessageLength)
         {
             throw new NoiseException(NoiseErrorKind.MessageTooLarge, $"A transport message of {messageLength} bytes exceeds the {NoiseConstants.MaxMessageLength}-byte limit.");
@@ -111,6 +128,18 @@ public sealed class NoiseTransport : IDisposable
         if (payloadCapacity < messageLength - NoiseConstants.TagLength)
         {
             throw new NoiseException(NoiseErrorKind.BufferTooSmall, $"The payload buffer holds {payloadCapacity} bytes; {messageLength - NoiseConstants.TagLength} are needed.");
+        }
+
+        CheckOverlap(message, payload);
+    }
+
+    // In-place is fine (the AEADs read each block before writing it); a shifted overlap is not, and one
+    // backend would silently produce wrong bytes, so it is refused everywhere.
+    private static void CheckOverlap(ReadOnlySpan<byte> input, ReadOnlySpan<byte> output)
+    {
+        if (input.Overlaps(output, out var offset) && offset != 0)
+        {
+            throw new ArgumentException("The input and output buffers may be the same memory but must not otherwise overlap.", nameof(output));
         }
     }
 

@@ -4,7 +4,7 @@ namespace SecureChannels.Protocol.Noise;
 /// A sliding window of accepted 64-bit counters (the bitmap ring of RFC 6479, as WireGuard uses it): a
 /// counter is accepted once, and only while it is no more than <see cref="WindowSize"/> behind the highest
 /// accepted so far. Checking and accepting are separate so a message is only marked after it authenticated;
-/// otherwise a forged message could burn a counter the genuine one needs.
+/// otherwise a forged message could burn a counter the genuine one needs. Not thread-safe.
 /// </summary>
 public sealed class ReplayWindow
 {

@@ -5,8 +5,9 @@ namespace SecureChannels.Protocol.Noise;
 /// <summary>
 /// The transport phase for carriers that lose or reorder messages (datagrams, several paths): the caller
 /// names each message's nonce, which travels beside the message, and a <see cref="ReplayWindow"/> refuses a
-/// nonce that was already accepted or fell out of the window. The writer must never use a nonce twice: the
-/// convenient way is <see cref="WriteNext"/>, which counts for it.
+/// nonce that was already accepted or fell out of the window. Sending nonces must rise: a nonce at or below
+/// one already used is refused, because reusing a nonce under the same key breaks both AEADs.
+/// Not thread-safe; one thread may write while another reads.
 /// </summary>
 public sealed class StatelessNoiseTransport : IDisposable
 {
@@ -16,6 +17,7 @@ public sealed class StatelessNoiseTransport : IDisposable
     private readonly CipherState? _sending;
     private readonly CipherState? _receiving;
     private readonly ReplayWindow _window = new();
+    private ulong _nextSendingNonce;
     private readonly byte[] _handshakeHash;
     private readonly byte[]? _remoteStatic;
     private bool _disposed;
@@ -42,23 +44,27 @@ public sealed class StatelessNoiseTransport : IDisposable
     /// <summary>The peer's static public key; empty when the pattern never revealed it.</summary>
     public ReadOnlySpan<byte> RemoteStaticPublicKey => _remoteStatic;
 
+    /// <summary>The lowest nonce the next <see cref="Write"/> may use; <see cref="WriteNext"/> uses exactly this.</summary>
+    public ulong NextSendingNonce => _nextSendingNonce;
+
     /// <summary>Encrypts under the explicit <paramref name="nonce"/>; returns <c>payload.Length + 16</c>.</summary>
-    /// <exception cref="NoiseException">As <see cref="NoiseTransport.Write"/>; <see cref="NoiseErrorKind.NonceExhausted"/> for the reserved nonce 2^64-1.</exception>
+    /// <exception cref="NoiseException">
+    /// <see cref="NoiseErrorKind.NonceReused"/> when <paramref name="nonce"/> is below <see cref="NextSendingNonce"/>;
+    /// <see cref="NoiseErrorKind.NonceExhausted"/> for the reserved nonce 2^64-1; otherwise as <see cref="NoiseTransport.Write"/>.
+    /// </exception>
     public int Write(ulong nonce, ReadOnlySpan<byte> payload, Span<byte> message)
     {
         var cipher = Direction(_sending, "The responder of a one-way pattern cannot send.");
-        if (payload.Length > NoiseConstants.MaxTransportPayloadLength)
+        NoiseTransport.CheckOutgoing(payload, message);
+        if (nonce < _nextSendingNonce)
         {
-            throw new NoiseException(NoiseErrorKind.MessageTooLarge, $"A transport payload of {payload.Length} bytes exceeds the {NoiseConstants.MaxTransportPayloadLength}-byte limit.");
-        }
-
-        if (message.Length < payload.Length + NoiseConstants.TagLength)
-        {
-            throw new NoiseException(NoiseErrorKind.BufferTooSmall, $"The message buffer holds {message.Length} bytes; {payload.Length + NoiseConstants.TagLength} are needed.");
+            throw new NoiseException(NoiseErrorKind.NonceReused, "Sending nonces must rise; this one is at or below a nonce already used.");
         }
 
         cipher.SetNonce(nonce);
-        return cipher.EncryptWithAd(default, payload, message);
+        var written = cipher.EncryptWithAd(default, payload, message);
+        _nextSendingNonce = nonce + 1;
+        return written;
     }
 
     /// <summary>
@@ -66,19 +72,29 @@ public sealed class StatelessNoiseTransport : IDisposable
     /// marked as seen only after the message authenticated.
     /// </summary>
     /// <exception cref="NoiseException"><see cref="NoiseErrorKind.Replayed"/> for a nonce seen before or too old; otherwise as <see cref="NoiseTransport.Read"/>.</exception>
-    public int Read(ulong nonce, ReadOnlySpan<byte> message, Span<byte> payload)
+    public int Read(ulong nonce, ReadOnlySpan<byte> message, Span<byte> payload) =>
+        TryRead(nonce, message, payload, out var written)
+            ? written
+            : throw new NoiseException(NoiseErrorKind.DecryptFailed, "The message failed authentication.");
+
+    /// <summary>As <see cref="Read"/>, but an authentication failure returns false instead of throwing.</summary>
+    public bool TryRead(ulong nonce, ReadOnlySpan<byte> message, Span<byte> payload, out int written)
     {
         var cipher = Direction(_receiving, "The initiator of a one-way pattern cannot receive.");
-        NoiseTransport.CheckIncoming(message.Length, payload.Length);
+        NoiseTransport.CheckIncoming(message, payload);
         if (!_window.CanAccept(nonce))
         {
             throw new NoiseException(NoiseErrorKind.Replayed, "The message's nonce was already accepted or is older than the replay window.");
         }
 
         cipher.SetNonce(nonce);
-        var written = cipher.DecryptWithAd(default, message, payload);
+        if (!cipher.TryDecryptWithAd(default, message, payload, out written))
+        {
+            return false;
+        }
+
         _window.Accept(nonce);
-        return written;
+        return true;
     }
 
     /// <summary>
@@ -87,13 +103,13 @@ public sealed class StatelessNoiseTransport : IDisposable
     /// </summary>
     public int WriteNext(ReadOnlySpan<byte> payload, Span<byte> output)
     {
-        var cipher = Direction(_sending, "The responder of a one-way pattern cannot send.");
+        Direction(_sending, "The responder of a one-way pattern cannot send.");
         if (output.Length < NonceLength)
         {
             throw new NoiseException(NoiseErrorKind.BufferTooSmall, "The output cannot hold the nonce.");
         }
 
-        var nonce = cipher.Nonce;
+        var nonce = _nextSendingNonce;
         var written = Write(nonce, payload, output[NonceLength..]);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(output, nonce);
         return NonceLength + written;

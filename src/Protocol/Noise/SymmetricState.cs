@@ -84,8 +84,11 @@ internal sealed class SymmetricState : IDisposable
     /// <summary>Decrypts (or copies, before a key) <paramref name="ciphertext"/>, mixes the ciphertext into h, returns the plaintext length.</summary>
     public int DecryptAndHash(ReadOnlySpan<byte> ciphertext, Span<byte> plaintext)
     {
+        // h must absorb the ciphertext, which in-place decryption destroys: hash it first, commit after.
+        Span<byte> next = stackalloc byte[Hash.HashLength];
+        Hash.Hash(_hash, ciphertext, default, next);
         var written = Cipher.DecryptWithAd(_hash, ciphertext, plaintext);
-        MixHash(ciphertext);
+        next.CopyTo(_hash);
         return written;
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SecureChannels.Conformance;
 using SecureChannels.Protocol.Noise.Crypto;
 
 namespace SecureChannels.Protocol.Tests.Noise;
@@ -53,7 +54,7 @@ public sealed class Blake2sTests
         foreach (var vector in vectors)
         {
             Blake2s.Initialize(out var state, vector.Out.Length, vector.Key);
-            for (int i = 0; i < vector.In.Length; i++)
+            for (var i = 0; i < vector.In.Length; i++)
             {
                 state.Update(vector.In.AsSpan(i, 1));
             }
@@ -88,9 +89,9 @@ public sealed class Blake2sTests
         var input = new byte[1024];
         var key = new byte[Blake2s.MaxKeySize];
         var digest = new byte[Blake2s.MaxHashSize];
-        foreach (int hashSize in hashSizes)
+        foreach (var hashSize in hashSizes)
         {
-            foreach (int inputLength in inputLengths)
+            foreach (var inputLength in inputLengths)
             {
                 SelfTestSequence(input.AsSpan(0, inputLength), (uint)inputLength);
                 Blake2s.Initialize(out var unkeyed, hashSize);
@@ -115,7 +116,7 @@ public sealed class Blake2sTests
     public void IncrementalUpdatesSplitAtEveryOffsetMatchOneShot()
     {
         var data = new byte[200];
-        for (int i = 0; i < data.Length; i++)
+        for (var i = 0; i < data.Length; i++)
         {
             data[i] = (byte)(i * 7 + 3);
         }
@@ -124,7 +125,7 @@ public sealed class Blake2sTests
         Blake2s.Hash(data, expected);
 
         var actual = new byte[Blake2s.MaxHashSize];
-        for (int split = 0; split <= data.Length; split++)
+        for (var split = 0; split <= data.Length; split++)
         {
             Blake2s.Initialize(out var state);
             state.Update(data.AsSpan(0, split));
@@ -138,7 +139,7 @@ public sealed class Blake2sTests
     public void IncrementalUpdatesInThreeUnevenPiecesMatchOneShot()
     {
         var data = new byte[200];
-        for (int i = 0; i < data.Length; i++)
+        for (var i = 0; i < data.Length; i++)
         {
             data[i] = (byte)(i * 13 + 1);
         }
@@ -147,9 +148,9 @@ public sealed class Blake2sTests
         Blake2s.Hash(data, expected);
 
         var actual = new byte[Blake2s.MaxHashSize];
-        for (int first = 0; first <= data.Length; first += 7)
+        for (var first = 0; first <= data.Length; first += 7)
         {
-            for (int second = first; second <= data.Length; second += 11)
+            for (var second = first; second <= data.Length; second += 11)
             {
                 Blake2s.Initialize(out var state);
                 state.Update(data.AsSpan(0, first));
@@ -295,7 +296,7 @@ public sealed class Blake2sTests
     private static byte[] Sequence(int length)
     {
         var data = new byte[length];
-        for (int i = 0; i < length; i++)
+        for (var i = 0; i < length; i++)
         {
             data[i] = (byte)i;
         }
@@ -306,11 +307,11 @@ public sealed class Blake2sTests
     // RFC 7693 Appendix E selftest_seq: a Fibonacci-style generator of deterministic test bytes.
     private static void SelfTestSequence(Span<byte> output, uint seed)
     {
-        uint a = 0xDEAD4BAD * seed;
+        var a = 0xDEAD4BAD * seed;
         uint b = 1;
-        for (int i = 0; i < output.Length; i++)
+        for (var i = 0; i < output.Length; i++)
         {
-            uint t = a + b;
+            var t = a + b;
             a = b;
             b = t;
             output[i] = (byte)(t >> 24);
@@ -323,12 +324,12 @@ public sealed class Blake2sTests
 
     private static List<KnownAnswer> LoadBlake2sVectors()
     {
-        string path = Path.Combine(FindVectorsDirectory(), "blake2-kat.json");
+        var path = Path.Combine(NoiseVectorsFolder.Locate(), "blake2-kat.json");
         using var stream = File.OpenRead(path);
         using var document = JsonDocument.Parse(stream);
 
         var vectors = new List<KnownAnswer>();
-        int index = 0;
+        var index = 0;
         foreach (var entry in document.RootElement.EnumerateArray())
         {
             // Index is the position in the whole file, so a failure can be looked up directly.
@@ -345,26 +346,6 @@ public sealed class Blake2sTests
         }
 
         return vectors;
-    }
-
-    private static string FindVectorsDirectory()
-    {
-        string? overridden = Environment.GetEnvironmentVariable("NOISE_VECTORS_DIR");
-        if (!string.IsNullOrEmpty(overridden))
-        {
-            return overridden;
-        }
-
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "SecureChannels.sln")))
-            {
-                return Path.GetFullPath(Path.Combine(directory.FullName, "..", "shared", "noise-vectors"));
-            }
-        }
-
-        throw new DirectoryNotFoundException(
-            $"No SecureChannels.sln above {AppContext.BaseDirectory}; set NOISE_VECTORS_DIR to the Noise vectors folder.");
     }
 
     private sealed record KnownAnswer(int Index, byte[] In, byte[] Key, byte[] Out);

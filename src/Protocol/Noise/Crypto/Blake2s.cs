@@ -112,7 +112,7 @@ internal struct Blake2s
         }
 
         Span<byte> buffer = _buffer;
-        int room = BlockSize - _bufferLength;
+        var room = BlockSize - _bufferLength;
 
         // A buffered block may only be compressed once it is certain not to be the last one, that is when
         // at least one more byte follows it; hence strictly greater, and a full buffer waits for more data.
@@ -160,7 +160,7 @@ internal struct Blake2s
         // Serialized through a full-size scratch buffer because the output length need not be a whole
         // number of words; the scratch copy is wiped like the rest of the state.
         Span<byte> digest = stackalloc byte[MaxHashSize];
-        for (int i = 0; i < 8; i++)
+        for (var i = 0; i < 8; i++)
         {
             BinaryPrimitives.WriteUInt32LittleEndian(digest[(i * 4)..], _h[i]);
         }
@@ -208,7 +208,7 @@ internal struct Blake2s
     {
         Message m = default;
         Span<uint> words = m;
-        for (int i = 0; i < 16; i++)
+        for (var i = 0; i < 16; i++)
         {
             words[i] = BinaryPrimitives.ReadUInt32LittleEndian(block[(i * 4)..]);
         }
@@ -222,7 +222,7 @@ internal struct Blake2s
         uint v15 = IV[7];
 
         ReadOnlySpan<byte> sigma = Sigma;
-        for (int round = 0; round < Rounds; round++)
+        for (var round = 0; round < Rounds; round++)
         {
             ReadOnlySpan<byte> s = sigma.Slice(round * 16, 16);
 

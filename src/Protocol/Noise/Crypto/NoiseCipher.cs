@@ -34,7 +34,8 @@ public abstract class CipherKey : IDisposable
 
     /// <summary>
     /// DECRYPT(k, n, ad, ciphertext): writes <c>ciphertext.Length - 16</c> bytes to <paramref name="plaintext"/>
-    /// and returns true, or returns false when authentication fails (the plaintext buffer is then cleared).
+    /// and returns true, or returns false when authentication fails (the plaintext buffer's contents are then
+    /// unspecified: never use them, and an in-place input is gone).
     /// </summary>
     public abstract bool TryDecrypt(ulong nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext);
 
