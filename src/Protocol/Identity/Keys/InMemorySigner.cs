@@ -35,6 +35,16 @@ public sealed class InMemorySigner : ISigner, IDisposable
     /// <summary>Generates a new random Ed25519 key that cannot be exported.</summary>
     public static InMemorySigner Generate() => new(Key.Create(SignatureAlgorithm.Ed25519), ownsKey: true);
 
+    /// <summary>
+    /// Imports a 32-byte Ed25519 seed (RFC 8032 private key) into a key that cannot be exported again. For keys
+    /// that already exist elsewhere and for reproducible examples; the caller should wipe its copy.
+    /// </summary>
+    /// <exception cref="ArgumentException">The seed is not 32 bytes.</exception>
+    public static InMemorySigner Import(ReadOnlySpan<byte> seed) =>
+        seed.Length == 32
+            ? new(Key.Import(SignatureAlgorithm.Ed25519, seed, KeyBlobFormat.RawPrivateKey), ownsKey: true)
+            : throw new ArgumentException("An Ed25519 seed is 32 bytes.", nameof(seed));
+
     /// <summary>Wraps <paramref name="key"/>; with <paramref name="ownsKey"/> the signer disposes it.</summary>
     internal static InMemorySigner FromKey(Key key, bool ownsKey)
     {

@@ -1,0 +1,158 @@
+using System.Collections.Immutable;
+using SecureChannels.Protocol.Identity;
+
+namespace SecureChannels.Protocol.Credentials;
+
+/// <summary>One hop of a verified chain: who granted authority to whom, by which credential.</summary>
+public sealed record DelegationHop(Identifier Issuer, Identifier Subject, string CredentialId);
+
+/// <summary>
+/// What a verified chain says: who acts (<see cref="Subject"/>), on whose behalf (<see cref="Principal"/>),
+/// with what authority (<see cref="Attributes"/>, already limited to what the root authority is trusted
+/// for), through which hops, and until when.
+/// </summary>
+public sealed record VerifiedCredential(
+    Identifier Subject,
+    Principal Principal,
+    Identifier Authority,
+    ImmutableArray<DelegationHop> Hops,
+    AttributeSet Attributes,
+    DateTimeOffset NotBefore,
+    DateTimeOffset NotAfter)
+{
+    /// <summary>Links in the chain: 1 for a credential straight from the authority.</summary>
+    public int ChainLength => Hops.Length;
+}
+
+/// <summary>Options of a <see cref="CredentialVerifier"/>.</summary>
+public sealed record CredentialVerifierOptions
+{
+    private readonly TimeSpan _clockSkew = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How far apart the issuer's and the verifier's clocks may be: validity periods are widened by this much
+    /// at both ends. Defaults to 60 seconds (Ockam's value: enough for NTP-synchronised hosts, too little to
+    /// matter against credential lifetimes of hours). Must be between zero and one hour.
+    /// </summary>
+    public TimeSpan ClockSkew
+    {
+        get => _clockSkew;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, TimeSpan.FromHours(1));
+            _clockSkew = value;
+        }
+    }
+}
+
+/// <summary>
+/// Verifies credential chains against trusted authorities, the newest revocation lists and the clock. A chain
+/// is accepted only if every link is signed by its issuer, every delegated link narrows its parent, nothing
+/// is expired or revoked, and the root issuer is trusted. Thread-safe.
+/// </summary>
+public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry revocations, TimeProvider timeProvider, CredentialVerifierOptions? options = null)
+{
+    private readonly CredentialVerifierOptions _options = options ?? new();
+
+    /// <summary>Verifies <paramref name="chain"/>, presented by <paramref name="presenter"/> when given.</summary>
+    /// <exception cref="CredentialException">Why the chain must not be trusted, with the link that failed.</exception>
+    public VerifiedCredential Verify(CredentialChain chain, Identifier? presenter = null)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        var now = timeProvider.GetUtcNow();
+        var root = chain.Credentials[0];
+        if (root.Credential.Parent is not null)
+        {
+            throw new CredentialException(CredentialErrorKind.BrokenChain, "Link 0 claims a parent; a chain starts with a credential from an authority.");
+        }
+
+        var anchor = anchors.Find(root.Credential.Issuer)
+            ?? throw new CredentialException(CredentialErrorKind.UntrustedIssuer, $"{root.Credential.Issuer} is not a trusted authority.");
+        var authority = anchor.Identity.Identifier;
+        CheckLink(root, anchor.Identity, authority, now, 0);
+
+        var hops = ImmutableArray.CreateBuilder<DelegationHop>(chain.Credentials.Length);
+        hops.Add(Hop(root.Credential));
+        var notBefore = root.Credential.NotBefore;
+        var notAfter = root.Credential.NotAfter;
+        for (var i = 1; i < chain.Credentials.Length; i++)
+        {
+            var link = chain.Credentials[i];
+            Delegation.CheckNarrows(chain.Credentials[i - 1], link.Credential, i);
+            VerifiedIdentity issuer;
+            try
+            {
+                issuer = chain.IssuerHistories[i - 1].Verify();
+            }
+            catch (IdentityException e)
+            {
+                throw new CredentialException(CredentialErrorKind.MissingIssuerHistory, $"The history of the issuer of link {i} does not verify: {e.Message}", e);
+            }
+
+            if (issuer.Identifier != link.Credential.Issuer)
+            {
+                throw new CredentialException(CredentialErrorKind.MissingIssuerHistory, $"The history given for link {i} is of {issuer.Identifier}, not of its issuer {link.Credential.Issuer}.");
+            }
+
+            CheckLink(link, issuer, authority, now, i);
+            hops.Add(Hop(link.Credential));
+            notBefore = link.Credential.NotBefore > notBefore ? link.Credential.NotBefore : notBefore;
+            notAfter = link.Credential.NotAfter < notAfter ? link.Credential.NotAfter : notAfter;
+        }
+
+        var leaf = chain.Leaf.Credential;
+        if (presenter is { } who && who != leaf.Subject)
+        {
+            throw new CredentialException(CredentialErrorKind.SubjectMismatch, $"The chain is about {leaf.Subject}, but {who} presented it.");
+        }
+
+        return new VerifiedCredential(leaf.Subject, leaf.Principal, authority, hops.MoveToImmutable(), leaf.Attributes.Where(anchor.Covers), notBefore, notAfter);
+    }
+
+    /// <summary>
+    /// True while <paramref name="chain"/> is still good at the current time and under the newest lists:
+    /// the check an open channel repeats when the clock passes its expiry or a revocation list arrives.
+    /// </summary>
+    public bool IsStillValid(CredentialChain chain, out CredentialException? reason)
+    {
+        try
+        {
+            Verify(chain);
+            reason = null;
+            return true;
+        }
+        catch (CredentialException e)
+        {
+            reason = e;
+            return false;
+        }
+    }
+
+    private void CheckLink(SignedCredential link, VerifiedIdentity issuer, Identifier authority, DateTimeOffset now, int index)
+    {
+        var credential = link.Credential;
+        var key = issuer.FindChange(link.IssuerChangeHash)?.PublicKey;
+        if (key is null || !SignatureDomain.Verify(key, SignatureDomain.Credential, credential.Encoded, link.Signature))
+        {
+            throw new CredentialException(CredentialErrorKind.BadSignature, $"Link {index} ({credential.IdText}) is not signed by its issuer {credential.Issuer}.");
+        }
+
+        if (now + _options.ClockSkew < credential.NotBefore)
+        {
+            throw new CredentialException(CredentialErrorKind.NotYetValid, $"Link {index} ({credential.IdText}) is not valid before {credential.NotBefore:O}.");
+        }
+
+        if (now - _options.ClockSkew >= credential.NotAfter)
+        {
+            throw new CredentialException(CredentialErrorKind.Expired, $"Link {index} ({credential.IdText}) expired at {credential.NotAfter:O}.");
+        }
+
+        if (revocations.FindRevocation(authority, credential) is { } entry)
+        {
+            throw new CredentialException(CredentialErrorKind.Revoked, $"Link {index} ({credential.IdText}) is revoked: {entry}.");
+        }
+    }
+
+    private static DelegationHop Hop(Credential credential) => new(credential.Issuer, credential.Subject, credential.IdText);
+}
