@@ -141,13 +141,8 @@ public sealed record Credential
             throw new WireFormatException(WireErrorKind.Malformed, "credential: max_delegation_depth or validity period out of range.");
         }
 
-        return new Credential(id, issuer, subject, principal, attributes, Timestamp(notBefore, "not_before"), Timestamp(notAfter, "not_after"), (int)depth, parent);
+        return new Credential(id, issuer, subject, principal, attributes, Timestamps.FromUnixSeconds(notBefore, "not_before"), Timestamps.FromUnixSeconds(notAfter, "not_after"), (int)depth, parent);
     }
-
-    private static DateTimeOffset Timestamp(ulong seconds, string field) =>
-        seconds <= (ulong)DateTimeOffset.MaxValue.ToUnixTimeSeconds()
-            ? DateTimeOffset.FromUnixTimeSeconds((long)seconds)
-            : throw new WireFormatException(WireErrorKind.Malformed, $"credential: {field} is past the year 9999.");
 
     private byte[] Encode()
     {
@@ -159,8 +154,8 @@ public sealed record Credential
         writer.WriteBytes(Subject.Bytes);
         Principal.Write(ref writer);
         Attributes.Write(ref writer);
-        writer.WriteUnsigned(UnixSeconds(NotBefore));
-        writer.WriteUnsigned(UnixSeconds(NotAfter));
+        writer.WriteUnsigned(Timestamps.ToUnixSeconds(NotBefore));
+        writer.WriteUnsigned(Timestamps.ToUnixSeconds(NotAfter));
         writer.WriteUnsigned((ulong)MaxDelegationDepth);
         if (Parent is null)
         {
@@ -175,9 +170,6 @@ public sealed record Credential
 
         return writer.ToArray();
     }
-
-    private static ulong UnixSeconds(DateTimeOffset time) =>
-        time.ToUnixTimeSeconds() is var s and >= 0 ? (ulong)s : throw new ArgumentOutOfRangeException(nameof(time), "Times before 1970 are not encoded.");
 
     /// <inheritdoc />
     public bool Equals(Credential? other) => other is not null && Encoded.AsSpan().SequenceEqual(other.Encoded);

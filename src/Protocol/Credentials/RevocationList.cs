@@ -133,11 +133,7 @@ public sealed record RevocationList
         reader.ReadVersion(CurrentVersion);
         var issuer = Identifier.FromBytes(reader.ReadBytes("issuer", Identifier.Length));
         var sequence = reader.ReadUnsigned("sequence");
-        var issued = reader.ReadUnsigned("issued_at");
-        if (issued > (ulong)DateTimeOffset.MaxValue.ToUnixTimeSeconds())
-        {
-            throw new WireFormatException(WireErrorKind.Malformed, "revocation list: issued_at is past the year 9999.");
-        }
+        var issued = Timestamps.FromUnixSeconds(reader.ReadUnsigned("issued_at"), "issued_at");
 
         var count = reader.ReadArray("entries", 0, CredentialLimits.MaxRevocationEntries);
         var entries = new RevocationEntry[count];
@@ -154,7 +150,7 @@ public sealed record RevocationList
             };
         }
 
-        return new RevocationList(issuer, sequence, DateTimeOffset.FromUnixTimeSeconds((long)issued), entries);
+        return new RevocationList(issuer, sequence, issued, entries);
     }
 
     private byte[] Encode()
@@ -164,7 +160,7 @@ public sealed record RevocationList
         writer.WriteUnsigned(CurrentVersion);
         writer.WriteBytes(Issuer.Bytes);
         writer.WriteUnsigned(Sequence);
-        writer.WriteUnsigned((ulong)Math.Max(0, IssuedAt.ToUnixTimeSeconds()));
+        writer.WriteUnsigned(Timestamps.ToUnixSeconds(IssuedAt));
         writer.WriteArray(Entries.Length);
         foreach (var entry in Entries)
         {

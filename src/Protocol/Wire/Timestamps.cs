@@ -1,6 +1,4 @@
-using SecureChannels.Protocol.Wire;
-
-namespace SecureChannels.Protocol.Identity;
+namespace SecureChannels.Protocol.Wire;
 
 /// <summary>Timestamps on the wire: unsigned seconds since the Unix epoch, within what <see cref="DateTimeOffset"/> can hold.</summary>
 internal static class Timestamps
