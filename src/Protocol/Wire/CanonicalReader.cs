@@ -93,6 +93,17 @@ public ref struct CanonicalReader
         return ReadBytes(field, length);
     }
 
+    /// <summary>Reads nil (returns null) or a byte string of <paramref name="min"/> to <paramref name="max"/> bytes.</summary>
+    public byte[]? ReadBytesOrNilOfLength(string field, int min, int max)
+    {
+        if (Guard(field, static (ref MessagePackReader r) => r.TryReadNil()))
+        {
+            return null;
+        }
+
+        return ReadBytes(field, min, max);
+    }
+
     /// <summary>Reads a UTF-8 string of at most <paramref name="maxBytes"/> bytes.</summary>
     public string ReadText(string field, int maxBytes)
     {

@@ -1,0 +1,235 @@
+using System.Buffers;
+using System.Collections.Immutable;
+using System.IO.Pipelines;
+using SecureChannels.Protocol.Credentials;
+using SecureChannels.Protocol.Identity;
+using SecureChannels.Protocol.Noise;
+using SecureChannels.Protocol.Policy;
+using SecureChannels.Protocol.Wire;
+
+namespace SecureChannels.Protocol.Channel;
+
+/// <summary>
+/// The channel handshake (docs/protocol.md §8.2): Noise XX over length-prefixed frames, with each side's
+/// identity, key attestation and credentials in the encrypted payloads of messages 2 and 3, verified and
+/// judged by the access policy before the side sends or accepts the final message.
+/// </summary>
+internal static class ChannelHandshake
+{
+    public sealed record Result(NoiseTransport Transport, VerifiedPeer Peer, byte[] HandshakeHash);
+
+    public static async Task<Result> RunAsync(IDuplexPipe pipe, SecureChannelOptions options, bool isInitiator, CancellationToken cancellationToken)
+    {
+        using var builder = new NoiseBuilder(ChannelFraming.Protocol)
+            .WithPrologue(ChannelFraming.Prologue)
+            .WithLocalStaticKeyPair(options.ChannelKey);
+        using var handshake = isInitiator ? builder.BuildInitiator() : builder.BuildResponder();
+        var ownPayload = new HandshakePayload(
+            options.Identity.History.Encoded,
+            options.Attestation.Encode(),
+            [.. options.Credentials.Select(c => c.Encoded)]).Encode(options.HandshakePaddingBlock);
+        var buffer = new byte[NoiseConstants.MaxMessageLength];
+
+        if (isInitiator)
+        {
+            await WriteAsync(pipe.Output, handshake, HandshakePayload.Empty.Encode(1), buffer, cancellationToken).ConfigureAwait(false);
+            var payload = await ReadAsync(pipe.Input, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
+            var peer = await JudgeAsync(pipe.Output, payload, handshake.RemoteStaticPublicKey.ToArray(), options, cancellationToken).ConfigureAwait(false);
+            await WriteAsync(pipe.Output, handshake, ownPayload, buffer, cancellationToken).ConfigureAwait(false);
+            var hash = handshake.HandshakeHash.ToArray();
+            return new Result(handshake.ToTransport(), peer, hash);
+        }
+        else
+        {
+            var hello = await ReadAsync(pipe.Input, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
+            if (hello.Identity is not null || hello.Attestation is not null || !hello.Credentials.IsEmpty)
+            {
+                throw await AbortAsync(pipe.Output, ChannelErrorCode.ProtocolError, "Message 1 carried identity material, which must never travel in clear.", cancellationToken).ConfigureAwait(false);
+            }
+
+            await WriteAsync(pipe.Output, handshake, ownPayload, buffer, cancellationToken).ConfigureAwait(false);
+            var payload = await ReadAsync(pipe.Input, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
+            var hash = handshake.HandshakeHash.ToArray();
+            var transport = handshake.ToTransport();
+            try
+            {
+                var peer = await JudgeAsync(pipe.Output, payload, transport.RemoteStaticPublicKey.ToArray(), options, cancellationToken, transport).ConfigureAwait(false);
+                return new Result(transport, peer, hash);
+            }
+            catch (SecureChannelException)
+            {
+                transport.Dispose();
+                throw;
+            }
+        }
+    }
+
+    // Verifies what the peer presented and asks the policy. On refusal the peer learns only the generic code:
+    // in clear (an abort frame) before this side has a transport, encrypted (a CLOSE record) after.
+    private static async Task<VerifiedPeer> JudgeAsync(PipeWriter output, HandshakePayload payload, ReadOnlyMemory<byte> remoteStatic, SecureChannelOptions options, CancellationToken cancellationToken, NoiseTransport? transport = null)
+    {
+        VerifiedPeer peer;
+        try
+        {
+            peer = Verify(payload, remoteStatic.Span, options);
+        }
+        catch (SecureChannelException e)
+        {
+            throw await RefuseAsync(output, transport, e.Code, e.Message, e, cancellationToken).ConfigureAwait(false);
+        }
+
+        var decision = AccessPolicy.EvaluateOrDeny(options.Policy, PeerPolicyInput.Create(peer, options.PolicyContext));
+        if (decision != PolicyDecision.Allow)
+        {
+            var why = options.Policy is null ? "no access policy is configured (deny by default)" : $"the access policy denies {peer}";
+            throw await RefuseAsync(output, transport, ChannelErrorCode.AccessDenied, $"Access denied: {why}.", null, cancellationToken).ConfigureAwait(false);
+        }
+
+        return peer;
+    }
+
+    private static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options)
+    {
+        if (payload.Identity is null || payload.Attestation is null)
+        {
+            throw new SecureChannelException(ChannelErrorCode.AuthenticationFailed, "The peer presented no identity or no key attestation.");
+        }
+
+        VerifiedIdentity identity;
+        try
+        {
+            identity = IdentityHistory.Decode(payload.Identity).Verify();
+            SignedKeyAttestation.Decode(payload.Attestation).Verify(identity, remoteStatic, options.TimeProvider.GetUtcNow(), TimeSpan.Zero);
+        }
+        catch (IdentityException e)
+        {
+            throw new SecureChannelException(ChannelErrorCode.AuthenticationFailed, $"The peer's identity does not hold: {e.Kind}: {e.Message}", e);
+        }
+
+        var attestation = SignedKeyAttestation.Decode(payload.Attestation).Attestation;
+        var chains = ImmutableArray.CreateBuilder<CredentialChain>(payload.Credentials.Length);
+        var verified = ImmutableArray.CreateBuilder<VerifiedCredential>(payload.Credentials.Length);
+        try
+        {
+            foreach (var encoded in payload.Credentials)
+            {
+                var chain = CredentialChain.Decode(encoded);
+                verified.Add(options.Verifier.Verify(chain, identity.Identifier));
+                chains.Add(chain);
+            }
+        }
+        catch (CredentialException e)
+        {
+            var code = e.Kind switch
+            {
+                CredentialErrorKind.Expired => ChannelErrorCode.CredentialExpired,
+                CredentialErrorKind.Revoked => ChannelErrorCode.CredentialRevoked,
+                _ => ChannelErrorCode.AccessDenied,
+            };
+            throw new SecureChannelException(code, $"A credential of {identity.Identifier} does not hold: {e.Kind}{(e.Widening == WideningKind.None ? string.Empty : $" ({e.Widening})")}: {e.Message}", e);
+        }
+
+        if (verified.Select(v => v.Principal).Distinct().Count() > 1)
+        {
+            throw new SecureChannelException(ChannelErrorCode.AccessDenied, $"The credentials of {identity.Identifier} act for different principals.");
+        }
+
+        return new VerifiedPeer(identity, chains.MoveToImmutable(), verified.MoveToImmutable(), attestation.ExpiresAt);
+    }
+
+    private static async Task WriteAsync(PipeWriter output, HandshakeState handshake, byte[] payload, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var length = handshake.WriteMessage(payload, buffer);
+        var span = output.GetSpan(LengthPrefixedFrame.HeaderLength + length);
+        LengthPrefixedFrame.WriteHeader(span, length);
+        buffer.AsSpan(0, length).CopyTo(span[LengthPrefixedFrame.HeaderLength..]);
+        output.Advance(LengthPrefixedFrame.HeaderLength + length);
+        await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<HandshakePayload> ReadAsync(PipeReader input, HandshakeState handshake, byte[] buffer, int maxCredentialChains, CancellationToken cancellationToken)
+    {
+        var frame = await ReadFrameAsync(input, cancellationToken).ConfigureAwait(false);
+        if (frame.Length == ChannelFraming.AbortFrameLength)
+        {
+            var code = ChannelFraming.ReadCode(frame);
+            throw new SecureChannelException(code, $"The peer refused the handshake: {code}.", fromPeer: true);
+        }
+
+        int length;
+        try
+        {
+            length = handshake.ReadMessage(frame, buffer);
+        }
+        catch (NoiseException e)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"The handshake message does not read: {e.Kind}.", e);
+        }
+
+        return DecodeAny(buffer.AsMemory(0, length), maxCredentialChains);
+    }
+
+    private static HandshakePayload DecodeAny(ReadOnlyMemory<byte> payload, int maxCredentialChains)
+    {
+        try
+        {
+            return HandshakePayload.Decode(payload, maxCredentialChains);
+        }
+        catch (WireFormatException e)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"The handshake payload is malformed: {e.Message}", e);
+        }
+    }
+
+    private static async Task<byte[]> ReadFrameAsync(PipeReader input, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (LengthPrefixedFrame.TryRead(ref buffer, out var body))
+            {
+                var frame = body.ToArray();
+                input.AdvanceTo(buffer.Start);
+                return frame;
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                throw new SecureChannelException(ChannelErrorCode.ConnectionLost, "The connection ended during the handshake.");
+            }
+        }
+    }
+
+    private static async Task<SecureChannelException> RefuseAsync(PipeWriter output, NoiseTransport? transport, ChannelErrorCode code, string reason, Exception? cause, CancellationToken cancellationToken)
+    {
+        if (transport is null)
+        {
+            await AbortAsync(output, code, reason, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var span = output.GetSpan(ChannelFraming.FrameLength(ChannelFraming.CloseBodyLength));
+            var record = span.Slice(LengthPrefixedFrame.HeaderLength, ChannelFraming.RecordHeaderLength + ChannelFraming.CloseBodyLength);
+            record[0] = (byte)RecordType.Close;
+            ChannelFraming.WriteCode(record[1..], code);
+            var length = transport.Write(record, span[LengthPrefixedFrame.HeaderLength..]);
+            LengthPrefixedFrame.WriteHeader(span, length);
+            output.Advance(LengthPrefixedFrame.HeaderLength + length);
+            await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return cause is null ? new SecureChannelException(code, reason) : new SecureChannelException(code, reason, cause);
+    }
+
+    private static async Task<SecureChannelException> AbortAsync(PipeWriter output, ChannelErrorCode code, string reason, CancellationToken cancellationToken)
+    {
+        var span = output.GetSpan(LengthPrefixedFrame.HeaderLength + ChannelFraming.AbortFrameLength);
+        LengthPrefixedFrame.WriteHeader(span, ChannelFraming.AbortFrameLength);
+        ChannelFraming.WriteCode(span[LengthPrefixedFrame.HeaderLength..], code);
+        output.Advance(LengthPrefixedFrame.HeaderLength + ChannelFraming.AbortFrameLength);
+        await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return new SecureChannelException(code, reason);
+    }
+}

@@ -1,0 +1,627 @@
+using System.Buffers;
+using System.Collections.Immutable;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using SecureChannels.Protocol.Credentials;
+using SecureChannels.Protocol.Identity;
+using SecureChannels.Protocol.Noise;
+using SecureChannels.Protocol.Wire;
+
+namespace SecureChannels.Protocol.Channel;
+
+/// <summary>
+/// A mutually authenticated, forward-secret channel to one verified peer over any <see cref="IDuplexPipe"/>.
+/// Messages of any size up to <see cref="SecureChannelOptions.MaxMessageSize"/> arrive whole, in order and
+/// once. The channel keeps re-checking the peer's credentials and closes itself, with the reason, when one
+/// expires or is revoked; messages accepted before that are still delivered.
+/// </summary>
+/// <remarks>
+/// Send from any number of tasks (sends are serialized); receive from one task at a time.
+/// <see cref="DisposeAsync"/> aborts; <see cref="CloseAsync"/> closes gracefully so both sides see it.
+/// </remarks>
+public sealed partial class SecureChannel : IAsyncDisposable
+{
+    private readonly IDuplexPipe _pipe;
+    private readonly NoiseTransport _transport;
+    private readonly SecureChannelOptions _options;
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly System.Threading.Channels.Channel<ChannelMessage> _inbox;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource<ChannelCloseInfo> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly byte[] _handshakeHash;
+    private readonly ITimer _timer;
+    private Task _pump = Task.CompletedTask;
+    private long _recordsSinceRekey;
+    private DateTimeOffset _lastRekey;
+    private DateTimeOffset _lastSent;
+    private DateTimeOffset _lastReceived;
+    private bool _closeSent;
+    private int _terminated;
+
+    private SecureChannel(IDuplexPipe pipe, ChannelHandshake.Result handshake, SecureChannelOptions options, bool isInitiator)
+    {
+        _pipe = pipe;
+        _transport = handshake.Transport;
+        _options = options;
+        _handshakeHash = handshake.HandshakeHash;
+        Peer = handshake.Peer;
+        IsInitiator = isInitiator;
+        _inbox = System.Threading.Channels.Channel.CreateBounded<ChannelMessage>(new BoundedChannelOptions(options.ReceiveQueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+        var now = options.TimeProvider.GetUtcNow();
+        (_lastRekey, _lastSent, _lastReceived) = (now, now, now);
+        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(250).Ticks, Math.Min(options.KeepaliveInterval.Ticks, options.IdleTimeout.Ticks) / 4));
+        _timer = options.TimeProvider.CreateTimer(static state => ((SecureChannel)state!).OnTick(), this, tick, tick);
+    }
+
+    /// <summary>What the handshake proved about the other side.</summary>
+    public VerifiedPeer Peer { get; }
+
+    /// <summary>True on the side that connected.</summary>
+    public bool IsInitiator { get; }
+
+    /// <summary>The Noise handshake hash: the same on both sides and unique to this channel, for channel binding.</summary>
+    public ReadOnlyMemory<byte> HandshakeHash => _handshakeHash;
+
+    /// <summary>Completes when the channel has ended, with how and why.</summary>
+    public Task<ChannelCloseInfo> Completion => _closed.Task;
+
+    /// <summary>
+    /// Opens a channel as the initiator: runs the handshake, verifies and judges the responder, and waits for
+    /// the responder to accept this side in turn.
+    /// </summary>
+    /// <exception cref="SecureChannelException">The handshake failed, timed out, or either side refused the other.</exception>
+    public static Task<SecureChannel> ConnectAsync(IDuplexPipe pipe, SecureChannelOptions options, CancellationToken cancellationToken = default) =>
+        OpenAsync(pipe, options, isInitiator: true, cancellationToken);
+
+    /// <summary>Opens a channel as the responder: runs the handshake, verifies and judges the initiator, and accepts it.</summary>
+    /// <exception cref="SecureChannelException">The handshake failed, timed out, or either side refused the other.</exception>
+    public static Task<SecureChannel> AcceptAsync(IDuplexPipe pipe, SecureChannelOptions options, CancellationToken cancellationToken = default) =>
+        OpenAsync(pipe, options, isInitiator: false, cancellationToken);
+
+    /// <summary>Sends one message (any size up to the limit, including empty).</summary>
+    /// <exception cref="SecureChannelException">The channel is closed, or the message exceeds <see cref="SecureChannelOptions.MaxMessageSize"/>.</exception>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default) =>
+        SendAsync(new ReadOnlySequence<byte>(message), cancellationToken);
+
+    /// <summary>Sends one message made of a sequence of segments, without joining them first.</summary>
+    /// <exception cref="SecureChannelException">The channel is closed, or the message exceeds <see cref="SecureChannelOptions.MaxMessageSize"/>.</exception>
+    public async ValueTask SendAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken = default)
+    {
+        if (message.Length > _options.MaxMessageSize)
+        {
+            throw new SecureChannelException(ChannelErrorCode.MessageTooLarge, $"A message of {message.Length} bytes exceeds the {_options.MaxMessageSize}-byte limit.");
+        }
+
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfClosed();
+            do
+            {
+                var fragment = message.Slice(0, Math.Min(message.Length, ChannelFraming.MaxFragmentLength));
+                message = message.Slice(fragment.End);
+                WriteRecord(message.IsEmpty ? RecordType.DataLast : RecordType.DataMore, fragment);
+            }
+            while (!message.IsEmpty);
+
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Receives the next message, or null once the peer closed gracefully. After an abnormal end, the messages
+    /// received before it are returned first, then this throws the reason.
+    /// </summary>
+    /// <exception cref="SecureChannelException">The channel ended abnormally (peer refused, credential expired or revoked, idle, protocol error, connection lost).</exception>
+    public async ValueTask<ChannelMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _inbox.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException e) when (e.InnerException is SecureChannelException failure)
+        {
+            throw new SecureChannelException(failure.Code, failure.Message, failure.FromPeer);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Closes gracefully: tells the peer, and waits (until <paramref name="cancellationToken"/>) for the peer's
+    /// own close, so both sides see a graceful end rather than an abort.
+    /// </summary>
+    public async Task CloseAsync(CancellationToken cancellationToken = default)
+    {
+        await SendCloseAsync(ChannelErrorCode.Normal, cancellationToken).ConfigureAwait(false);
+        await _closed.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Aborts the channel if it is still open and releases everything it holds.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Terminate(new ChannelCloseInfo(ChannelErrorCode.GoingAway, FromPeer: false, "The channel was disposed."), ChannelErrorCode.GoingAway, sendClose: true);
+        await _pump.ConfigureAwait(false);
+        await _timer.DisposeAsync().ConfigureAwait(false);
+        await _sendLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _transport.Dispose();
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+
+        _stopping.Dispose();
+        while (_inbox.Reader.TryRead(out var message))
+        {
+            message.Dispose();
+        }
+    }
+
+    /// <summary>Checks the peer's credentials again now (as the channel does on expiry and on new revocation lists).</summary>
+    public void Reevaluate()
+    {
+        foreach (var chain in Peer.Chains)
+        {
+            if (!_options.Verifier.IsStillValid(chain, out var reason))
+            {
+                var code = reason!.Kind == CredentialErrorKind.Revoked ? ChannelErrorCode.CredentialRevoked
+                    : reason.Kind is CredentialErrorKind.Expired ? ChannelErrorCode.CredentialExpired
+                    : ChannelErrorCode.AccessDenied;
+                Fail(code, $"The peer's credential no longer holds: {reason.Message}");
+                return;
+            }
+        }
+
+        if (_options.TimeProvider.GetUtcNow() >= Peer.NotAfter)
+        {
+            Fail(ChannelErrorCode.CredentialExpired, $"The peer's key attestation or credentials expired at {Peer.NotAfter:O}.");
+        }
+    }
+
+    private static async Task<SecureChannel> OpenAsync(IDuplexPipe pipe, SecureChannelOptions options, bool isInitiator, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pipe);
+        ArgumentNullException.ThrowIfNull(options);
+        using var timeout = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        ChannelHandshake.Result result;
+        try
+        {
+            result = await ChannelHandshake.RunAsync(pipe, options, isInitiator, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            var failure = new SecureChannelException(ChannelErrorCode.HandshakeTimeout, $"The handshake did not complete within {options.HandshakeTimeout}.", e);
+            Audit(options, ChannelEventKind.Denied, null, failure.Code, failure.Message);
+            throw failure;
+        }
+        catch (SecureChannelException e)
+        {
+            Audit(options, ChannelEventKind.Denied, null, e.Code, e.Message);
+            throw;
+        }
+
+        var channel = new SecureChannel(pipe, result, options, isInitiator);
+        try
+        {
+            if (isInitiator)
+            {
+                await channel.AwaitAcceptAsync(linked.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                await channel._sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
+                try
+                {
+                    channel.WriteRecord(RecordType.Accept, default);
+                    await channel.FlushAsync(linked.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    channel._sendLock.Release();
+                }
+            }
+        }
+        catch (Exception e) when (e is SecureChannelException or OperationCanceledException)
+        {
+            var failure = e as SecureChannelException
+                ?? new SecureChannelException(ChannelErrorCode.HandshakeTimeout, "The peer did not accept within the handshake timeout.", e);
+            Audit(options, ChannelEventKind.Denied, result.Peer, failure.Code, failure.Message);
+            await channel.DisposeAsync().ConfigureAwait(false);
+            throw failure;
+        }
+
+        channel._pump = Task.Run(channel.PumpAsync, CancellationToken.None);
+        if (options.Revocations is { } revocations)
+        {
+            revocations.Changed += channel.OnRevocationsChanged;
+        }
+
+        Audit(options, ChannelEventKind.Opened, result.Peer, ChannelErrorCode.Normal, options.Policy?.Text);
+        return channel;
+    }
+
+    // The initiator's first record must be ACCEPT (or the responder's CLOSE with its reason).
+    private async Task AwaitAcceptAsync(CancellationToken cancellationToken)
+    {
+        var reader = _pipe.Input;
+        while (true)
+        {
+            var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (LengthPrefixedFrame.TryRead(ref buffer, out var frame))
+            {
+                var plaintext = new byte[Math.Max(0, (int)frame.Length - NoiseConstants.TagLength)];
+                var ok = DecryptRecord(frame, plaintext, out var length);
+                reader.AdvanceTo(buffer.Start);
+                if (!ok || length < ChannelFraming.RecordHeaderLength)
+                {
+                    throw new SecureChannelException(ChannelErrorCode.ProtocolError, "The responder's first record does not decrypt.");
+                }
+
+                switch ((RecordType)plaintext[0])
+                {
+                    case RecordType.Accept:
+                        _lastReceived = _options.TimeProvider.GetUtcNow();
+                        return;
+                    case RecordType.Close when length == ChannelFraming.RecordHeaderLength + ChannelFraming.CloseBodyLength:
+                        var code = ChannelFraming.ReadCode(plaintext.AsSpan(1));
+                        _closeSent = true;
+                        throw new SecureChannelException(code, $"The responder refused this side: {code}.", fromPeer: true);
+                    default:
+                        throw new SecureChannelException(ChannelErrorCode.ProtocolError, "The responder's first record is neither ACCEPT nor CLOSE.");
+                }
+            }
+
+            reader.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted)
+            {
+                throw new SecureChannelException(ChannelErrorCode.ConnectionLost, "The connection ended before the responder accepted.");
+            }
+        }
+    }
+
+    private async Task PumpAsync()
+    {
+        var reader = _pipe.Input;
+        var assembly = new MessageAssembly(_options.MaxMessageSize);
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(_stopping.Token).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                var consumed = buffer.Start;
+                try
+                {
+                    while (LengthPrefixedFrame.TryRead(ref buffer, out var frame))
+                    {
+                        consumed = buffer.Start;
+                        if (!await HandleFrameAsync(frame, assembly).ConfigureAwait(false))
+                        {
+                            return;
+                        }
+                    }
+                }
+                finally
+                {
+                    reader.AdvanceTo(consumed, buffer.End);
+                }
+
+                if (result.IsCompleted)
+                {
+                    Fail(ChannelErrorCode.ConnectionLost, buffer.IsEmpty ? "The connection ended without a close record." : "The connection ended inside a record.");
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: the reason is already recorded.
+        }
+        catch (SecureChannelException e)
+        {
+            Fail(e.Code, e.Message);
+        }
+        catch (InvalidOperationException e)
+        {
+            Fail(ChannelErrorCode.ConnectionLost, $"The connection failed: {e.Message}");
+        }
+        catch (IOException e)
+        {
+            Fail(ChannelErrorCode.ConnectionLost, $"The connection failed: {e.Message}");
+        }
+        finally
+        {
+            assembly.Dispose();
+            await reader.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    // Returns false when the channel ended and the pump must stop.
+    private async ValueTask<bool> HandleFrameAsync(ReadOnlySequence<byte> frame, MessageAssembly assembly)
+    {
+        if (frame.Length < NoiseConstants.TagLength + ChannelFraming.RecordHeaderLength)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, "A transport frame is too short to hold a record.");
+        }
+
+        var plaintext = ArrayPool<byte>.Shared.Rent((int)frame.Length - NoiseConstants.TagLength);
+        try
+        {
+            if (!DecryptRecord(frame, plaintext, out var length))
+            {
+                throw new SecureChannelException(ChannelErrorCode.ProtocolError, "A record failed authentication: altered, reordered, replayed or truncated.");
+            }
+
+            _lastReceived = _options.TimeProvider.GetUtcNow();
+            var body = plaintext.AsSpan(ChannelFraming.RecordHeaderLength, length - ChannelFraming.RecordHeaderLength);
+            switch ((RecordType)plaintext[0])
+            {
+                case RecordType.DataMore:
+                    assembly.Append(body);
+                    return true;
+                case RecordType.DataLast:
+                    assembly.Append(body);
+                    var message = assembly.Complete();
+                    if (_options.MessageFilter is { } filter && !filter(Peer, new ReadOnlySequence<byte>(message.Payload)))
+                    {
+                        message.Dispose();
+                        throw new SecureChannelException(ChannelErrorCode.AccessDenied, "The message filter refused a message from the peer.");
+                    }
+
+                    await _inbox.Writer.WriteAsync(message, _stopping.Token).ConfigureAwait(false);
+                    return true;
+                case RecordType.Keepalive:
+                    return true;
+                case RecordType.Rekey when body.IsEmpty:
+                    _transport.RekeyReceiving();
+                    Audit(_options, ChannelEventKind.Rekeyed, Peer, ChannelErrorCode.Normal, "receiving");
+                    return true;
+                case RecordType.Close when body.Length == ChannelFraming.CloseBodyLength:
+                    var code = ChannelFraming.ReadCode(body);
+                    if (code == ChannelErrorCode.Normal)
+                    {
+                        await SendCloseAsync(ChannelErrorCode.Normal, CancellationToken.None).ConfigureAwait(false);
+                        Terminate(new ChannelCloseInfo(code, FromPeer: true, "The peer closed the channel."), code, sendClose: false);
+                    }
+                    else
+                    {
+                        Terminate(new ChannelCloseInfo(code, FromPeer: true, $"The peer ended the channel: {code}."), code, sendClose: false);
+                    }
+
+                    return false;
+                default:
+                    throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"Unexpected record type 0x{plaintext[0]:x2} of {body.Length} bytes.");
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plaintext);
+        }
+    }
+
+    private bool DecryptRecord(ReadOnlySequence<byte> frame, Span<byte> plaintext, out int length)
+    {
+        if (frame.IsSingleSegment)
+        {
+            return _transport.TryRead(frame.FirstSpan, plaintext, out length);
+        }
+
+        var joined = ArrayPool<byte>.Shared.Rent((int)frame.Length);
+        try
+        {
+            frame.CopyTo(joined);
+            return _transport.TryRead(joined.AsSpan(0, (int)frame.Length), plaintext, out length);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(joined);
+        }
+    }
+
+    // Encrypts one record straight into the pipe's buffer: the body is copied once, then sealed in place.
+    private void WriteRecord(RecordType type, ReadOnlySequence<byte> body)
+    {
+        var bodyLength = (int)body.Length;
+        var span = _pipe.Output.GetSpan(ChannelFraming.FrameLength(bodyLength));
+        var record = span.Slice(LengthPrefixedFrame.HeaderLength, ChannelFraming.RecordHeaderLength + bodyLength);
+        record[0] = (byte)type;
+        body.CopyTo(record[ChannelFraming.RecordHeaderLength..]);
+        var length = _transport.Write(record, span[LengthPrefixedFrame.HeaderLength..]);
+        LengthPrefixedFrame.WriteHeader(span, length);
+        _pipe.Output.Advance(LengthPrefixedFrame.HeaderLength + length);
+        _recordsSinceRekey++;
+    }
+
+    private async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        var now = _options.TimeProvider.GetUtcNow();
+        if (_recordsSinceRekey >= _options.RekeyAfterMessages || now - _lastRekey >= _options.RekeyAfterTime)
+        {
+            WriteRecord(RecordType.Rekey, default);
+            _transport.RekeySending();
+            (_recordsSinceRekey, _lastRekey) = (0, now);
+            Audit(_options, ChannelEventKind.Rekeyed, Peer, ChannelErrorCode.Normal, "sending");
+        }
+
+        _lastSent = now;
+        var result = await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (result.IsCompleted)
+        {
+            Fail(ChannelErrorCode.ConnectionLost, "The peer stopped reading.");
+        }
+    }
+
+    private async Task SendCloseAsync(ChannelErrorCode code, CancellationToken cancellationToken)
+    {
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_closeSent || Volatile.Read(ref _terminated) != 0)
+            {
+                return;
+            }
+
+            _closeSent = true;
+            Span<byte> body = stackalloc byte[ChannelFraming.CloseBodyLength];
+            ChannelFraming.WriteCode(body, code);
+            WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(body.ToArray()));
+            await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            // The connection is already gone; the close is moot.
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private void OnTick()
+    {
+        if (Volatile.Read(ref _terminated) != 0)
+        {
+            return;
+        }
+
+        var now = _options.TimeProvider.GetUtcNow();
+        if (now - _lastReceived >= _options.IdleTimeout)
+        {
+            Fail(ChannelErrorCode.IdleTimeout, $"Nothing arrived for {_options.IdleTimeout}.");
+            return;
+        }
+
+        if (now >= Peer.NotAfter - TimeSpan.FromTicks(1) || Peer.Chains.Any(c => c.Credentials.Any(l => now >= l.Credential.NotAfter)))
+        {
+            Reevaluate();
+            if (Volatile.Read(ref _terminated) != 0)
+            {
+                return;
+            }
+        }
+
+        if (now - _lastSent >= _options.KeepaliveInterval && _sendLock.Wait(0))
+        {
+            try
+            {
+                WriteRecord(RecordType.Keepalive, default);
+                _ = FlushAndReleaseAsync();
+            }
+            catch (InvalidOperationException)
+            {
+                _sendLock.Release();
+            }
+        }
+    }
+
+    private async Task FlushAndReleaseAsync()
+    {
+        try
+        {
+            await FlushAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)
+        {
+            // A keepalive that cannot be sent changes nothing: the idle timer decides.
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private void OnRevocationsChanged(Identifier authority) => Reevaluate();
+
+    private void Fail(ChannelErrorCode code, string reason) =>
+        Terminate(new ChannelCloseInfo(code, FromPeer: false, reason), code, sendClose: true);
+
+    // Ends the channel once: records why, tells the peer (best effort), stops the pump and lets the reader
+    // drain what was already accepted before it sees the reason.
+    private void Terminate(ChannelCloseInfo info, ChannelErrorCode code, bool sendClose)
+    {
+        if (Interlocked.Exchange(ref _terminated, 1) != 0)
+        {
+            return;
+        }
+
+        if (_options.Revocations is { } revocations)
+        {
+            revocations.Changed -= OnRevocationsChanged;
+        }
+
+        if (sendClose && !_closeSent && _sendLock.Wait(0))
+        {
+            try
+            {
+                _closeSent = true;
+                WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
+                _ = _pipe.Output.FlushAsync(CancellationToken.None).AsTask().ContinueWith(static _ => { }, TaskScheduler.Default);
+            }
+            catch (InvalidOperationException)
+            {
+                // The connection is already gone.
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+
+        _ = _pipe.Output.CompleteAsync().AsTask();
+        _inbox.Writer.TryComplete(code == ChannelErrorCode.Normal ? null : new SecureChannelException(code, info.Reason, info.FromPeer));
+        _stopping.Cancel();
+        _closed.TrySetResult(info);
+        Audit(_options, ChannelEventKind.Closed, Peer, code, info.Reason);
+    }
+
+    private static byte[] CloseBody(ChannelErrorCode code)
+    {
+        var body = new byte[ChannelFraming.CloseBodyLength];
+        ChannelFraming.WriteCode(body, code);
+        return body;
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _terminated) != 0 || _closeSent)
+        {
+            var info = _closed.Task.IsCompleted ? _closed.Task.Result : null;
+            throw new SecureChannelException(info?.Code ?? ChannelErrorCode.Normal, info?.Reason ?? "The channel is closing.", info?.FromPeer ?? false);
+        }
+    }
+
+    private static void Audit(SecureChannelOptions options, ChannelEventKind kind, VerifiedPeer? peer, ChannelErrorCode code, string? detail)
+    {
+        var ids = peer is null ? ImmutableArray<string>.Empty : [.. peer.Credentials.SelectMany(c => c.Hops).Select(h => h.CredentialId)];
+        var record = new ChannelEvent(kind, options.TimeProvider.GetUtcNow(), options.Identity.Identifier, peer?.Identifier, peer?.Principal.ToString(), ids, code, detail);
+        options.Events?.Invoke(record);
+        var logger = options.Logger;
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            var local = options.Identity.Identifier.ToString();
+            var remote = record.PeerIdentifier?.ToString() ?? "(unknown)";
+            LogEvent(logger, kind, local, remote, record.Principal ?? "(unknown)", code, detail ?? string.Empty);
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Channel {Kind}: local {Local}, peer {Peer} for {Principal}, code {Code}: {Detail}")]
+    private static partial void LogEvent(ILogger logger, ChannelEventKind kind, string local, string peer, string principal, ChannelErrorCode code, string detail);
+}
+
+/// <summary>How a channel ended.</summary>
+/// <param name="Code">The reason code (Normal for a graceful close).</param>
+/// <param name="FromPeer">True when the peer ended it.</param>
+/// <param name="Reason">The precise reason (local only).</param>
+public sealed record ChannelCloseInfo(ChannelErrorCode Code, bool FromPeer, string Reason);
