@@ -33,7 +33,7 @@ internal static class ChannelHandshake
         if (isInitiator)
         {
             await WriteAsync(pipe.Output, handshake, HandshakePayload.Empty.Encode(1), buffer, cancellationToken).ConfigureAwait(false);
-            var payload = await ReadAsync(pipe.Input, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
+            var payload = await ReadAsync(pipe, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
             var peer = await JudgeAsync(pipe.Output, payload, handshake.RemoteStaticPublicKey.ToArray(), options, cancellationToken).ConfigureAwait(false);
             await WriteAsync(pipe.Output, handshake, ownPayload, buffer, cancellationToken).ConfigureAwait(false);
             var hash = handshake.HandshakeHash.ToArray();
@@ -41,14 +41,14 @@ internal static class ChannelHandshake
         }
         else
         {
-            var hello = await ReadAsync(pipe.Input, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
+            var hello = await ReadAsync(pipe, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
             if (hello.Identity is not null || hello.Attestation is not null || !hello.Credentials.IsEmpty)
             {
                 throw await AbortAsync(pipe.Output, ChannelErrorCode.ProtocolError, "Message 1 carried identity material, which must never travel in clear.", cancellationToken).ConfigureAwait(false);
             }
 
             await WriteAsync(pipe.Output, handshake, ownPayload, buffer, cancellationToken).ConfigureAwait(false);
-            var payload = await ReadAsync(pipe.Input, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
+            var payload = await ReadAsync(pipe, handshake, buffer, options.MaxCredentialChains, cancellationToken).ConfigureAwait(false);
             var hash = handshake.HandshakeHash.ToArray();
             var transport = handshake.ToTransport();
             try
@@ -147,26 +147,36 @@ internal static class ChannelHandshake
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<HandshakePayload> ReadAsync(PipeReader input, HandshakeState handshake, byte[] buffer, int maxCredentialChains, CancellationToken cancellationToken)
+    private static async Task<HandshakePayload> ReadAsync(IDuplexPipe pipe, HandshakeState handshake, byte[] buffer, int maxCredentialChains, CancellationToken cancellationToken)
     {
-        var frame = await ReadFrameAsync(input, cancellationToken).ConfigureAwait(false);
+        var output = pipe.Output;
+        var frame = await ReadFrameAsync(pipe.Input, cancellationToken).ConfigureAwait(false);
         if (frame.Length == ChannelFraming.AbortFrameLength)
         {
             var code = ChannelFraming.ReadCode(frame);
             throw new SecureChannelException(code, $"The peer refused the handshake: {code}.", fromPeer: true);
         }
 
-        int length;
         try
         {
-            length = handshake.ReadMessage(frame, buffer);
-        }
-        catch (NoiseException e)
-        {
-            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"The handshake message does not read: {e.Kind}.", e);
-        }
+            int length;
+            try
+            {
+                length = handshake.ReadMessage(frame, buffer);
+            }
+            catch (NoiseException e)
+            {
+                throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"The handshake message does not read: {e.Kind}.", e);
+            }
 
-        return DecodeAny(buffer.AsMemory(0, length), maxCredentialChains);
+            return DecodeAny(buffer.AsMemory(0, length), maxCredentialChains);
+        }
+        catch (SecureChannelException e)
+        {
+            // Tell the peer (it would otherwise wait for its timeout), but only the generic code.
+            await AbortAsync(output, e.Code, e.Message, cancellationToken).ConfigureAwait(false);
+            throw;
+        }
     }
 
     private static HandshakePayload DecodeAny(ReadOnlyMemory<byte> payload, int maxCredentialChains)
