@@ -154,6 +154,7 @@ public sealed class HandshakePattern
 
         var modifiers = name[baseLength..].Split('+');
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var lastPsk = -1;
         foreach (var modifier in modifiers)
         {
             if (!seen.Add(modifier))
@@ -162,6 +163,19 @@ public sealed class HandshakePattern
             }
 
             pattern = pattern.Apply(modifier);
+
+            // Pre-shared keys are supplied in modifier order and used in token order; requiring ascending
+            // psk modifiers makes the two the same, as every other implementation assumes.
+            if (modifier.StartsWith("psk", StringComparison.Ordinal))
+            {
+                var position = int.Parse(modifier.AsSpan(3), System.Globalization.CultureInfo.InvariantCulture);
+                if (position <= lastPsk)
+                {
+                    throw Invalid($"psk modifiers must be in ascending order; '{modifier}' follows psk{lastPsk}");
+                }
+
+                lastPsk = position;
+            }
         }
 
         return pattern;

@@ -344,7 +344,8 @@ public sealed class HandshakeState : IDisposable
 
     private (CipherState? Sending, CipherState? Receiving) TakeCipherStates()
     {
-        if (!IsCompleted || _failed || _disposed)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!IsCompleted || _failed)
         {
             throw new NoiseException(NoiseErrorKind.WrongState, "The handshake is not complete.");
         }

@@ -183,6 +183,12 @@ public sealed class NoiseBuilder : IDisposable
         {
             if (previous is not null)
             {
+                // Check before taking anything, so a refused fallback leaves the failed state's keys intact.
+                if (!(isInitiator ? previous.LocalEphemeral is not null : previous.RemoteEphemeralPublicKey is not null))
+                {
+                    throw new NoiseException(NoiseErrorKind.MissingPrerequisite, "The failed handshake never exchanged the initiator's ephemeral key, so there is nothing to fall back from.");
+                }
+
                 var (previousStatic, ownsPrevious, previousEphemeral) = previous.ReleaseKeysForFallback();
                 localEphemeral = previousEphemeral;
                 remoteEphemeral = previous.RemoteEphemeralPublicKey;
@@ -197,11 +203,6 @@ public sealed class NoiseBuilder : IDisposable
                 else
                 {
                     (localStatic, ownsStatic) = (previousStatic, ownsPrevious);
-                }
-
-                if (!(isInitiator ? localEphemeral is not null : remoteEphemeral is not null))
-                {
-                    throw new NoiseException(NoiseErrorKind.MissingPrerequisite, "The failed handshake never exchanged the initiator's ephemeral key, so there is nothing to fall back from.");
                 }
             }
 
