@@ -23,6 +23,11 @@ internal static class ChannelHandshake
         using var builder = new NoiseBuilder(ChannelFraming.Protocol)
             .WithPrologue(ChannelFraming.Prologue)
             .WithLocalStaticKeyPair(options.ChannelKey);
+        if (options.FixedEphemeralPrivateKeyForTestingOnly is { } ephemeral)
+        {
+            builder.WithFixedEphemeralPrivateKeyForTestingOnly(ephemeral);
+        }
+
         using var handshake = isInitiator ? builder.BuildInitiator() : builder.BuildResponder();
         var ownPayload = new HandshakePayload(
             options.Identity.History.Encoded,

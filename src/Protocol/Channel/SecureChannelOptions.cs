@@ -125,6 +125,12 @@ public sealed class SecureChannelOptions
         init => _maxCredentialChains = InRange(value, 0, 64);
     }
 
+    /// <summary>
+    /// TESTING ONLY: fixes the Noise ephemeral private key so docs/protocol.md's worked example can be
+    /// reproduced byte for byte. A fixed ephemeral key destroys forward secrecy, hence internal.
+    /// </summary>
+    internal byte[]? FixedEphemeralPrivateKeyForTestingOnly { get; init; }
+
     private static T InRange<T>(T value, T min, T max)
         where T : IComparable<T>
     {

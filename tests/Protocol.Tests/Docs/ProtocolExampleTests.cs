@@ -15,20 +15,21 @@ public sealed class ProtocolExampleTests
     [Fact]
     public async Task EveryExampleLineOfTheProtocolDocumentIsReproduced()
     {
-        var documented = ReadExampleLines();
+        var documented = ProtocolDocument.ReadExamples("example");
         var computed = await ComputeExampleAsync();
 
         Assert.Equal(computed.Keys.Order(), documented.Keys.Order());
-        foreach (var (name, value) in computed)
-        {
-            Assert.True(documented[name] == value, $"docs/protocol.md example '{name}' differs from the code:\n  doc:  {documented[name]}\n  code: {value}");
-        }
+        var differences = computed
+            .Where(c => documented[c.Key] != c.Value)
+            .Select(c => $"docs/protocol.md example '{c.Key}' differs from the code:\n  doc:  {documented[c.Key]}\n  code: {c.Value}")
+            .ToList();
+        Assert.True(differences.Count == 0, string.Join("\n", differences));
     }
 
     [Fact]
     public void ExampleCredentialVerifiesAgainstTheExampleAuthority()
     {
-        var documented = ReadExampleLines();
+        var documented = ProtocolDocument.ReadExamples("example");
         var authority = IdentityHistory.Decode(Convert.FromHexString(documented["authority-history"])).Verify();
         var signed = SignedCredential.Decode(Convert.FromHexString(documented["signed-credential"]));
         var verifier = new CredentialVerifier(new TrustAnchors().Trust(authority), new RevocationRegistry(), new FixedClock(ExampleTime.AddMinutes(30)));
@@ -69,29 +70,6 @@ public sealed class ProtocolExampleTests
             ["credential"] = Convert.ToHexStringLower(credential.Encoded),
             ["signed-credential"] = Convert.ToHexStringLower(signed.Encoded),
         };
-    }
-
-    private static Dictionary<string, string> ReadExampleLines()
-    {
-        var path = Path.Combine(RepositoryRoot(), "docs", "protocol.md");
-        const string Prefix = "example ";
-        return File.ReadLines(path)
-            .Where(l => l.StartsWith(Prefix, StringComparison.Ordinal))
-            .Select(l => l[Prefix.Length..].Split(": ", 2))
-            .ToDictionary(p => p[0], p => p[1].Trim(), StringComparer.Ordinal);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "SecureChannels.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new DirectoryNotFoundException("No SecureChannels.sln above the test folder.");
     }
 
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
