@@ -32,6 +32,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private readonly byte[] _handshakeHash;
     private readonly ITimer _timer;
     private Task _pump = Task.CompletedTask;
+    private Task _outputFinished = Task.CompletedTask;
     private long _recordsSinceRekey;
     private DateTimeOffset _lastRekey;
     private DateTimeOffset _lastSent;
@@ -149,6 +150,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     {
         Terminate(new ChannelCloseInfo(ChannelErrorCode.GoingAway, FromPeer: false, "The channel was disposed."), ChannelErrorCode.GoingAway, sendClose: true);
         await _pump.ConfigureAwait(false);
+        await _outputFinished.ConfigureAwait(false);
         await _timer.DisposeAsync().ConfigureAwait(false);
         await _sendLock.WaitAsync().ConfigureAwait(false);
         try
@@ -203,11 +205,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
         {
             var failure = new SecureChannelException(ChannelErrorCode.HandshakeTimeout, $"The handshake did not complete within {options.HandshakeTimeout}.", e);
             Audit(options, ChannelEventKind.Denied, null, failure.Code, failure.Message);
+            await ReleaseAsync(pipe).ConfigureAwait(false);
             throw failure;
         }
         catch (SecureChannelException e)
         {
             Audit(options, ChannelEventKind.Denied, null, e.Code, e.Message);
+            await ReleaseAsync(pipe).ConfigureAwait(false);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            await ReleaseAsync(pipe).ConfigureAwait(false);
             throw;
         }
 
@@ -238,6 +247,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
                 ?? new SecureChannelException(ChannelErrorCode.HandshakeTimeout, "The peer did not accept within the handshake timeout.", e);
             Audit(options, ChannelEventKind.Denied, result.Peer, failure.Code, failure.Message);
             await channel.DisposeAsync().ConfigureAwait(false);
+            await ReleaseAsync(pipe).ConfigureAwait(false);
             throw failure;
         }
 
@@ -251,6 +261,14 @@ public sealed partial class SecureChannel : IAsyncDisposable
         return channel;
     }
 
+    // A connection whose handshake failed is of no further use: both directions end, so the other side
+    // (or whoever owns the transport) learns it at once.
+    private static async Task ReleaseAsync(IDuplexPipe pipe)
+    {
+        await pipe.Input.CompleteAsync().ConfigureAwait(false);
+        await pipe.Output.CompleteAsync().ConfigureAwait(false);
+    }
+
     // The initiator's first record must be ACCEPT (or the responder's CLOSE with its reason).
     private async Task AwaitAcceptAsync(CancellationToken cancellationToken)
     {
@@ -261,17 +279,31 @@ public sealed partial class SecureChannel : IAsyncDisposable
             var buffer = result.Buffer;
             if (LengthPrefixedFrame.TryRead(ref buffer, out var frame))
             {
-                var plaintext = new byte[Math.Max(0, (int)frame.Length - NoiseConstants.TagLength)];
+                if (frame.Length == ChannelFraming.AbortFrameLength)
+                {
+                    // The responder could not read message 3 and says so in clear, with only the code.
+                    var refused = ChannelFraming.ReadCode(frame.ToArray());
+                    reader.AdvanceTo(buffer.Start);
+                    throw new SecureChannelException(refused, $"The responder refused the handshake: {refused}.", fromPeer: true);
+                }
+
+                if (frame.Length < NoiseConstants.TagLength + ChannelFraming.RecordHeaderLength)
+                {
+                    reader.AdvanceTo(buffer.Start);
+                    throw new SecureChannelException(ChannelErrorCode.ProtocolError, "The responder's first frame is too short to hold a record.");
+                }
+
+                var plaintext = new byte[(int)frame.Length - NoiseConstants.TagLength];
                 var ok = DecryptRecord(frame, plaintext, out var length);
                 reader.AdvanceTo(buffer.Start);
-                if (!ok || length < ChannelFraming.RecordHeaderLength)
+                if (!ok)
                 {
                     throw new SecureChannelException(ChannelErrorCode.ProtocolError, "The responder's first record does not decrypt.");
                 }
 
                 switch ((RecordType)plaintext[0])
                 {
-                    case RecordType.Accept:
+                    case RecordType.Accept when length == ChannelFraming.RecordHeaderLength:
                         _lastReceived = _options.TimeProvider.GetUtcNow();
                         return;
                     case RecordType.Close when length == ChannelFraming.RecordHeaderLength + ChannelFraming.CloseBodyLength:
@@ -380,9 +412,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
                         throw new SecureChannelException(ChannelErrorCode.AccessDenied, "The message filter refused a message from the peer.");
                     }
 
-                    await _inbox.Writer.WriteAsync(message, _stopping.Token).ConfigureAwait(false);
+                    try
+                    {
+                        await _inbox.Writer.WriteAsync(message, _stopping.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        message.Dispose();
+                        throw;
+                    }
+
                     return true;
-                case RecordType.Keepalive:
+                case RecordType.Keepalive when body.IsEmpty:
                     return true;
                 case RecordType.Rekey when body.IsEmpty:
                     _transport.RekeyReceiving();
@@ -460,6 +501,12 @@ public sealed partial class SecureChannel : IAsyncDisposable
         if (result.IsCompleted)
         {
             Fail(ChannelErrorCode.ConnectionLost, "The peer stopped reading.");
+        }
+
+        if (result.IsCanceled)
+        {
+            // Terminate cancels a flush stuck behind a peer that does not read.
+            ThrowIfClosed();
         }
     }
 
@@ -561,29 +608,38 @@ public sealed partial class SecureChannel : IAsyncDisposable
             revocations.Changed -= OnRevocationsChanged;
         }
 
-        if (sendClose && !_closeSent && _sendLock.Wait(0))
-        {
-            try
-            {
-                _closeSent = true;
-                WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
-                _ = _pipe.Output.FlushAsync(CancellationToken.None).AsTask().ContinueWith(static _ => { }, TaskScheduler.Default);
-            }
-            catch (InvalidOperationException)
-            {
-                // The connection is already gone.
-            }
-            finally
-            {
-                _sendLock.Release();
-            }
-        }
-
-        _ = _pipe.Output.CompleteAsync().AsTask();
+        // A send stuck behind a peer that does not read holds the send lock: release it, then finish the
+        // output (the close record, if any, and completion) under the lock, after any send in progress.
+        _pipe.Output.CancelPendingFlush();
+        _outputFinished = FinishOutputAsync(sendClose ? code : null);
         _inbox.Writer.TryComplete(code == ChannelErrorCode.Normal ? null : new SecureChannelException(code, info.Reason, info.FromPeer));
         _stopping.Cancel();
         _closed.TrySetResult(info);
         Audit(_options, ChannelEventKind.Closed, Peer, code, info.Reason);
+    }
+
+    private async Task FinishOutputAsync(ChannelErrorCode? closeCode)
+    {
+        await _sendLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (closeCode is { } code && !_closeSent)
+            {
+                _closeSent = true;
+                WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
+                await _pipe.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+
+            await _pipe.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            // The connection is already gone; there is nobody left to tell.
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
     }
 
     private static byte[] CloseBody(ChannelErrorCode code)

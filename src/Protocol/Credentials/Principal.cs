@@ -48,8 +48,8 @@ public readonly record struct Principal
     /// <summary>The kind of principal.</summary>
     public PrincipalKind Kind { get; }
 
-    /// <summary>The principal's id within its kind.</summary>
-    public string Id { get; }
+    /// <summary>The principal's id within its kind (empty for <see cref="PrincipalKind.Self"/> and for <c>default</c>).</summary>
+    public string Id { get => field ?? string.Empty; }
 
     /// <summary>Parses <c>self</c> or <c>user:ID</c>, <c>team:ID</c>, <c>system:ID</c>.</summary>
     /// <exception cref="FormatException">Not a principal.</exception>
@@ -79,6 +79,12 @@ public readonly record struct Principal
 
     /// <inheritdoc />
     public override string ToString() => Kind == PrincipalKind.Self ? "self" : $"{Kind.ToString().ToLowerInvariant()}:{Id}";
+
+    /// <summary>Equal when kind and id are; <c>default</c> equals <see cref="Self"/>.</summary>
+    public bool Equals(Principal other) => Kind == other.Kind && string.Equals(Id, other.Id, StringComparison.Ordinal);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Kind, StringComparer.Ordinal.GetHashCode(Id));
 
     internal void Write(ref CanonicalWriter writer)
     {

@@ -31,7 +31,8 @@ public readonly struct Identifier : IEquatable<Identifier>
     public static bool TryParse(string? text, out Identifier identifier)
     {
         identifier = default;
-        if (text is not { Length: 1 + (2 * Length) } || text[0] != Prefix)
+        // One text form per identifier: lowercase hex only, so identifiers compare as strings too.
+        if (text is not { Length: 1 + (2 * Length) } || text[0] != Prefix || text.AsSpan(1).ContainsAnyInRange('A', 'F'))
         {
             return false;
         }

@@ -50,7 +50,7 @@ public sealed class IdentityHistory
         {
             return CanonicalEncoding.Decode(encoded, "identity history", IdentityLimits.MaxHistoryLength, Read, static h => h.Encoded);
         }
-        catch (WireFormatException e) when (e.Kind == WireErrorKind.TooLarge)
+        catch (WireFormatException e) when (e.Kind == WireErrorKind.TooLarge && (encoded.Length > IdentityLimits.MaxHistoryLength || e.Message.StartsWith("identity history: changes has", StringComparison.Ordinal)))
         {
             throw new IdentityException(IdentityErrorKind.TooLong, e.Message, e);
         }

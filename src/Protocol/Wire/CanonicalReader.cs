@@ -166,6 +166,11 @@ public ref struct CanonicalReader
         {
             throw new WireFormatException(WireErrorKind.Malformed, $"{_structure}: {field} is out of range.", e);
         }
+        catch (ArgumentOutOfRangeException e)
+        {
+            // A length prefix claiming more than the input (or more than 2 GiB) lands here in MessagePack.
+            throw new WireFormatException(WireErrorKind.Truncated, $"{_structure}: {field} claims more bytes than the input holds.", e);
+        }
     }
 
     private readonly int CheckCount(string field, int count, int min, int max)
