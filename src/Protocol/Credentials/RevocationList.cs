@@ -28,7 +28,11 @@ public sealed record RevocationEntry(RevocationKind Kind, byte[] Value)
             : throw new ArgumentException($"A credential id is {CredentialLimits.CredentialIdLength} bytes.", nameof(credentialId));
 
     /// <summary>Revokes every credential of one subject.</summary>
-    public static RevocationEntry ForSubject(Identifier subject) => new(RevocationKind.Subject, subject.Bytes.ToArray());
+    /// <exception cref="ArgumentException"><paramref name="subject"/> is <c>default</c>.</exception>
+    public static RevocationEntry ForSubject(Identifier subject) =>
+        subject.Bytes.Length == Identifier.Length
+            ? new(RevocationKind.Subject, subject.Bytes.ToArray())
+            : throw new ArgumentException("The subject is not set.", nameof(subject));
 
     /// <summary>Revokes everything on behalf of one principal.</summary>
     public static RevocationEntry ForPrincipal(Principal principal) => new(RevocationKind.Principal, Encoding.UTF8.GetBytes(principal.ToString()));
@@ -74,6 +78,11 @@ public sealed record RevocationList
     public RevocationList(Identifier issuer, ulong sequence, DateTimeOffset issuedAt, IEnumerable<RevocationEntry> entries)
     {
         ArgumentNullException.ThrowIfNull(entries);
+        if (issuer.Bytes.Length != Identifier.Length)
+        {
+            throw new ArgumentException("The issuer is not set.", nameof(issuer));
+        }
+
         Issuer = issuer;
         Sequence = sequence;
         IssuedAt = DateTimeOffset.FromUnixTimeSeconds(issuedAt.ToUnixTimeSeconds());
@@ -222,12 +231,17 @@ public sealed record SignedRevocationList(RevocationList List, byte[] IssuerChan
         }
     }
 
-    /// <summary>Checks the signature against <paramref name="issuer"/>'s history.</summary>
+    /// <summary>
+    /// Checks the signature against <paramref name="issuer"/>'s <em>current</em> key. Lists are re-signed at
+    /// every change anyway; requiring the current key means a key the authority rotated away from (perhaps
+    /// because it leaked) cannot publish a list that freezes its revocations with a huge sequence number.
+    /// </summary>
     /// <exception cref="CredentialException"><see cref="CredentialErrorKind.BadSignature"/>.</exception>
     public void Verify(VerifiedIdentity issuer)
     {
         ArgumentNullException.ThrowIfNull(issuer);
-        var key = issuer.Identifier == List.Issuer ? issuer.FindChange(IssuerChangeHash)?.PublicKey : null;
+        var current = issuer.Current;
+        var key = issuer.Identifier == List.Issuer && IssuerChangeHash.AsSpan().SequenceEqual(current.ChangeHash) ? current.PublicKey : null;
         if (key is null || !SignatureDomain.Verify(key, SignatureDomain.RevocationList, List.Encoded, Signature))
         {
             throw new CredentialException(CredentialErrorKind.BadSignature, $"The revocation list {List.Sequence} is not signed by {List.Issuer}.");

@@ -140,6 +140,7 @@ public sealed record SignedKeyAttestation(KeyAttestation Attestation, byte[] Sig
     public void Verify(VerifiedIdentity identity, ReadOnlySpan<byte> channelPublicKey, DateTimeOffset now, TimeSpan clockSkew)
     {
         ArgumentNullException.ThrowIfNull(identity);
+        ArgumentOutOfRangeException.ThrowIfLessThan(clockSkew, TimeSpan.Zero);
         if (Attestation.Subject != identity.Identifier)
         {
             throw new IdentityException(IdentityErrorKind.IdentifierMismatch, $"The attestation is by {Attestation.Subject}, not {identity.Identifier}.");
