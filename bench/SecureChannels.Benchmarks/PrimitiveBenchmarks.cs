@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using BenchmarkDotNet.Attributes;
 using NSec.Cryptography;
@@ -12,7 +13,8 @@ namespace SecureChannels.Benchmarks;
 [MemoryDiagnoser]
 public class PrimitiveBenchmarks
 {
-    public const int MaxAeadLength = 16384;
+    /// <summary>The largest AEAD input: the largest message of the channel and TLS throughput benchmarks (1 MiB).</summary>
+    public const int MaxAeadLength = 1 << 20;
 
     private const int X25519Length = 32;
 
@@ -27,6 +29,7 @@ public class PrimitiveBenchmarks
     private readonly byte[] _nonce = new byte[12];
     private readonly byte[] _plaintext = RandomNumberGenerator.GetBytes(MaxAeadLength);
     private readonly byte[] _ciphertext = new byte[MaxAeadLength + 16];
+    private readonly byte[] _opened = new byte[MaxAeadLength];
     private readonly byte[] _signedMessage = RandomNumberGenerator.GetBytes(64);
     private readonly byte[] _signature = new byte[64];
 
@@ -36,6 +39,8 @@ public class PrimitiveBenchmarks
     private Key _chaChaKey = null!;
     private Key? _aesKey;
     private Key _ed25519Key = null!;
+    private System.Security.Cryptography.ChaCha20Poly1305? _bclChaCha;
+    private readonly byte[] _tag = new byte[16];
 
     [GlobalSetup]
     public void Setup()
@@ -54,6 +59,9 @@ public class PrimitiveBenchmarks
         // libsodium's AES-256-GCM needs AES-NI and CLMUL; without them our AESGCM runs on the BCL instead.
         _aesKey = Aes256Gcm.IsSupported ? Key.Create(AeadAlgorithm.Aes256Gcm) : null;
 
+        // The BCL's ChaCha20-Poly1305 is OpenSSL's on Linux: the implementation TLS uses.
+        _bclChaCha = System.Security.Cryptography.ChaCha20Poly1305.IsSupported ? new System.Security.Cryptography.ChaCha20Poly1305(_cipherKey) : null;
+
         _ed25519Key = Key.Create(SignatureAlgorithm.Ed25519);
         SignatureAlgorithm.Ed25519.Sign(_ed25519Key, _signedMessage, _signature);
 
@@ -65,7 +73,9 @@ public class PrimitiveBenchmarks
         SodiumScalarMult();
         var raw = _shared.ToArray();
         SodiumScalarMultBase();
-        if (!nsec.AsSpan().SequenceEqual(ours) || !nsec.AsSpan().SequenceEqual(raw) || !_shared.AsSpan().SequenceEqual(_ourLocal.PublicKey) || !Ed25519Verify())
+        if (!nsec.AsSpan().SequenceEqual(ours) || !nsec.AsSpan().SequenceEqual(raw) || !_shared.AsSpan().SequenceEqual(_ourLocal.PublicKey) || !Ed25519Verify()
+            || !ChaCha20Poly1305SealOpen(1024) || !_opened.AsSpan(0, 1024).SequenceEqual(_plaintext.AsSpan(0, 1024))
+            || (_bclChaCha is not null && (!BclChaCha20Poly1305SealOpen(1024) || !_opened.AsSpan(0, 1024).SequenceEqual(_plaintext.AsSpan(0, 1024)))))
         {
             throw new InvalidOperationException("The primitive baselines do not compute what they should.");
         }
@@ -80,6 +90,7 @@ public class PrimitiveBenchmarks
         _chaChaKey.Dispose();
         _aesKey?.Dispose();
         _ed25519Key.Dispose();
+        _bclChaCha?.Dispose();
     }
 
     /// <summary>X25519 with an exportable shared secret copied out (32 bytes), as Curve25519Dh.Agree needs for HKDF.</summary>
@@ -159,7 +170,59 @@ public class PrimitiveBenchmarks
         AeadAlgorithm.Aes256Gcm.Encrypt(key, _nonce, default, _plaintext.AsSpan(0, size), _ciphertext.AsSpan(0, size + 16));
     }
 
+    /// <summary>
+    /// ChaCha20-Poly1305 seal then open of <paramref name="size"/> bytes as one AEAD message each way, into
+    /// preallocated buffers: the cryptographic floor of sending one message of that size over a channel
+    /// (which seals and opens it in fragments of at most 65,518 bytes).
+    /// </summary>
+    [Benchmark]
+    [Arguments(64)]
+    [Arguments(1024)]
+    [Arguments(65536)]
+    [Arguments(1048576)]
+    public bool ChaCha20Poly1305SealOpen(int size)
+    {
+        var ciphertext = _ciphertext.AsSpan(0, size + 16);
+        AeadAlgorithm.ChaCha20Poly1305.Encrypt(_chaChaKey, _nonce, default, _plaintext.AsSpan(0, size), ciphertext);
+        return AeadAlgorithm.ChaCha20Poly1305.Decrypt(_chaChaKey, _nonce, default, ciphertext, _opened.AsSpan(0, size));
+    }
+
+    /// <summary>
+    /// The same seal then open with the BCL's <see cref="System.Security.Cryptography.ChaCha20Poly1305"/>, which
+    /// on Linux is OpenSSL's implementation (the one TLS_CHACHA20_POLY1305_SHA256 runs on): the libsodium-versus-
+    /// OpenSSL difference, apart from any protocol.
+    /// </summary>
+    [Benchmark]
+    [Arguments(64)]
+    [Arguments(1024)]
+    [Arguments(65536)]
+    [Arguments(1048576)]
+    public bool BclChaCha20Poly1305SealOpen(int size)
+    {
+        var aead = _bclChaCha ?? throw new PlatformNotSupportedException("The BCL has no ChaCha20-Poly1305 on this platform.");
+        var ciphertext = _ciphertext.AsSpan(0, size);
+        aead.Encrypt(_nonce, _plaintext.AsSpan(0, size), ciphertext, _tag);
+        aead.Decrypt(_nonce, ciphertext, _tag, _opened.AsSpan(0, size));
+        return true;
+    }
+
     /// <summary>Ed25519 verification of a valid 64-byte message's signature.</summary>
     [Benchmark]
     public bool Ed25519Verify() => SignatureAlgorithm.Ed25519.Verify(_ed25519Key.PublicKey, _signedMessage, _signature);
+
+    /// <summary>Ed25519 signature of a 64-byte message (deterministic: it rewrites the signature the verify baseline checks).</summary>
+    [Benchmark]
+    public void Ed25519Sign() => SignatureAlgorithm.Ed25519.Sign(_ed25519Key, _signedMessage, _signature);
+
+    /// <summary>
+    /// NSec <c>Key.Create(Ed25519)</c> and <c>Dispose</c>: a random seed and one base-point multiplication, in
+    /// sodium_malloc's guarded memory, as <c>InMemorySigner.Generate</c> makes every identity's key.
+    /// </summary>
+    [Benchmark]
+    [SuppressMessage("Performance", "CA1822:Mark members as static", Justification = "BenchmarkDotNet benchmarks are instance methods.")]
+    public int Ed25519CreateKey()
+    {
+        using var key = Key.Create(SignatureAlgorithm.Ed25519);
+        return key.Size;
+    }
 }
