@@ -67,4 +67,7 @@ public sealed class SecureChannelException : Exception
 
     /// <summary>True when the peer closed or refused with <see cref="Code"/>; false when this side decided.</summary>
     public bool FromPeer { get; }
+
+    /// <summary>The peer, when it was verified before the refusal (for the audit event).</summary>
+    internal VerifiedPeer? Peer { get; init; }
 }

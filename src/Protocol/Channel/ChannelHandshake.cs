@@ -87,7 +87,8 @@ internal static class ChannelHandshake
         if (decision != PolicyDecision.Allow)
         {
             var why = options.Policy is null ? "no access policy is configured (deny by default)" : $"the access policy denies {peer}";
-            throw await RefuseAsync(output, transport, ChannelErrorCode.AccessDenied, $"Access denied: {why}.", null, cancellationToken).ConfigureAwait(false);
+            var refusal = await RefuseAsync(output, transport, ChannelErrorCode.AccessDenied, $"Access denied: {why}.", null, cancellationToken).ConfigureAwait(false);
+            throw new SecureChannelException(refusal.Code, refusal.Message) { Peer = peer };
         }
 
         return peer;

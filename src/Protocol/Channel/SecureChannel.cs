@@ -28,6 +28,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly System.Threading.Channels.Channel<ChannelMessage> _inbox;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _abandonOutput = new();
     private readonly TaskCompletionSource<ChannelCloseInfo> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly byte[] _handshakeHash;
     private readonly ITimer _timer;
@@ -39,6 +40,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private DateTimeOffset _lastReceived;
     private bool _closeSent;
     private int _terminated;
+    private ChannelCloseInfo? _closeInfo;
 
     private SecureChannel(IDuplexPipe pipe, ChannelHandshake.Result handshake, SecureChannelOptions options, bool isInitiator)
     {
@@ -150,7 +152,15 @@ public sealed partial class SecureChannel : IAsyncDisposable
     {
         Terminate(new ChannelCloseInfo(ChannelErrorCode.GoingAway, FromPeer: false, "The channel was disposed."), ChannelErrorCode.GoingAway, sendClose: true);
         await _pump.ConfigureAwait(false);
+
+        // The close record is best effort: if it is still pending (a peer that reads nothing), stop waiting.
+        if (!_outputFinished.IsCompleted)
+        {
+            await _abandonOutput.CancelAsync().ConfigureAwait(false);
+        }
+
         await _outputFinished.ConfigureAwait(false);
+        _abandonOutput.Dispose();
         await _timer.DisposeAsync().ConfigureAwait(false);
         await _sendLock.WaitAsync().ConfigureAwait(false);
         try
@@ -210,7 +220,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
         }
         catch (SecureChannelException e)
         {
-            Audit(options, ChannelEventKind.Denied, null, e.Code, e.Message);
+            Audit(options, ChannelEventKind.Denied, e.Peer, e.Code, e.Message);
             await ReleaseAsync(pipe).ConfigureAwait(false);
             throw;
         }
@@ -500,7 +510,9 @@ public sealed partial class SecureChannel : IAsyncDisposable
         var result = await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (result.IsCompleted)
         {
-            Fail(ChannelErrorCode.ConnectionLost, "The peer stopped reading.");
+            // Not the end of the channel by itself: the peer may have sent a CLOSE with its reason, which the
+            // receive pump reads and reports. This send just cannot go through.
+            throw new SecureChannelException(ChannelErrorCode.ConnectionLost, "The peer stopped reading.");
         }
 
         if (result.IsCanceled)
@@ -603,6 +615,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
             return;
         }
 
+        Volatile.Write(ref _closeInfo, info);
+
         if (_options.Revocations is { } revocations)
         {
             revocations.Changed -= OnRevocationsChanged;
@@ -627,9 +641,13 @@ public sealed partial class SecureChannel : IAsyncDisposable
             {
                 _closeSent = true;
                 WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
-                await _pipe.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                await _pipe.Output.FlushAsync(_abandonOutput.Token).ConfigureAwait(false);
             }
 
+            await _pipe.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
             await _pipe.Output.CompleteAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
@@ -653,8 +671,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
     {
         if (Volatile.Read(ref _terminated) != 0 || _closeSent)
         {
-            var info = _closed.Task.IsCompleted ? _closed.Task.Result : null;
-            throw new SecureChannelException(info?.Code ?? ChannelErrorCode.Normal, info?.Reason ?? "The channel is closing.", info?.FromPeer ?? false);
+            var info = Volatile.Read(ref _closeInfo);
+            throw new SecureChannelException(info?.Code ?? ChannelErrorCode.Normal, info?.Reason ?? "The channel is closing gracefully.", info?.FromPeer ?? false);
         }
     }
 
