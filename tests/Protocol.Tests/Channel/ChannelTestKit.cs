@@ -161,6 +161,21 @@ internal sealed class ChannelTestKit : IAsyncDisposable
         }
     }
 
+    /// <summary>Yields until <paramref name="condition"/> holds; <see cref="Guard"/> (real time) is only a safety net.</summary>
+    public static async Task UntilAsync(Func<bool> condition)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (started.Elapsed > Guard)
+            {
+                throw new TimeoutException("The condition did not become true.");
+            }
+
+            await Task.Yield();
+        }
+    }
+
     public static byte[] Pattern(int size, int seed) => [.. Enumerable.Range(0, size).Select(i => (byte)((i * 31) + seed))];
 
     public ValueTask DisposeAsync()

@@ -157,7 +157,14 @@ public sealed class SecureChannelLifetimeTests
             var framesBefore = (mitm.ToResponder.Frames, mitm.ToInitiator.Frames);
 
             // Five minutes of silence from the application, in steps well below the 15 s keepalive interval.
-            await kit.AdvanceAsync(Second, 300);
+            // Every 20 s (at least one keepalive interval plus a timer tick) wait until a keepalive crossed each
+            // way, so a busy machine cannot let fake time outrun the receive pumps.
+            for (var window = 0; window < 15; window++)
+            {
+                var (sentToBob, sentToAlice) = (mitm.ToResponder.Frames, mitm.ToInitiator.Frames);
+                await kit.AdvanceAsync(Second, 20);
+                await ChannelTestKit.UntilAsync(() => mitm.ToResponder.Frames > sentToBob && mitm.ToInitiator.Frames > sentToAlice);
+            }
             Assert.False(a.Completion.IsCompleted, "Alice's side closed although keepalives flowed.");
             Assert.False(b.Completion.IsCompleted, "Bob's side closed although keepalives flowed.");
 
