@@ -200,7 +200,7 @@ public sealed class FileKeyVaultTests : IDisposable
         Assert.Equal(KeyStoreErrorKind.NotFound, await KeyTestSupport.KindOfFailureAsync(async () => await vault.OpenAsync("alice")));
     }
 
-    [UnixFact]
+    [Fact]
     [UnsupportedOSPlatform("windows")]
     public async Task KeyFileIsMode0600AndCreatedDirectoryIsMode0700()
     {
@@ -215,7 +215,7 @@ public sealed class FileKeyVaultTests : IDisposable
             File.GetUnixFileMode(VaultDirectory));
     }
 
-    [UnixTheory]
+    [Theory]
     [UnsupportedOSPlatform("windows")]
     [InlineData("644")]
     [InlineData("640")]
@@ -236,7 +236,7 @@ public sealed class FileKeyVaultTests : IDisposable
         Assert.Contains("0" + octalMode, exception.Message, StringComparison.Ordinal);
     }
 
-    [UnixFact]
+    [Fact]
     [UnsupportedOSPlatform("windows")]
     public async Task OwnerOnlyReadPermissionIsAccepted()
     {

@@ -22,30 +22,6 @@ internal sealed class TemporaryDirectory : IDisposable
     }
 }
 
-/// <summary>A fact that runs only on Unix-like systems (file modes do not exist on Windows).</summary>
-internal sealed class UnixFactAttribute : FactAttribute
-{
-    public UnixFactAttribute()
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Skip = "Unix file modes only.";
-        }
-    }
-}
-
-/// <summary>A theory that runs only on Unix-like systems.</summary>
-internal sealed class UnixTheoryAttribute : TheoryAttribute
-{
-    public UnixTheoryAttribute()
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Skip = "Unix file modes only.";
-        }
-    }
-}
-
 internal static class KeyTestSupport
 {
     public const string Passphrase = "correct horse battery staple";
