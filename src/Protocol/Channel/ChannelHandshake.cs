@@ -20,6 +20,20 @@ internal static class ChannelHandshake
 
     public static async Task<Result> RunAsync(IDuplexPipe pipe, SecureChannelOptions options, bool isInitiator, CancellationToken cancellationToken)
     {
+        // One maximal Noise message of scratch per handshake, pooled; cleared on return because it held payloads.
+        var buffer = ArrayPool<byte>.Shared.Rent(NoiseConstants.MaxMessageLength);
+        try
+        {
+            return await RunAsync(pipe, options, isInitiator, buffer, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+        }
+    }
+
+    private static async Task<Result> RunAsync(IDuplexPipe pipe, SecureChannelOptions options, bool isInitiator, byte[] buffer, CancellationToken cancellationToken)
+    {
         using var builder = new NoiseBuilder(ChannelFraming.Protocol)
             .WithPrologue(ChannelFraming.Prologue)
             .WithLocalStaticKeyPair(options.ChannelKey);
@@ -33,7 +47,6 @@ internal static class ChannelHandshake
             options.Identity.History.Encoded,
             options.Attestation.Encode(),
             [.. options.Credentials.Select(c => c.Encoded)]).Encode(options.HandshakePaddingBlock);
-        var buffer = new byte[NoiseConstants.MaxMessageLength];
 
         if (isInitiator)
         {
@@ -102,17 +115,19 @@ internal static class ChannelHandshake
         }
 
         VerifiedIdentity identity;
+        KeyAttestation attestation;
         try
         {
             identity = IdentityHistory.Decode(payload.Identity).Verify();
-            SignedKeyAttestation.Decode(payload.Attestation).Verify(identity, remoteStatic, options.TimeProvider.GetUtcNow(), TimeSpan.Zero);
+            var signed = SignedKeyAttestation.Decode(payload.Attestation);
+            signed.Verify(identity, remoteStatic, options.TimeProvider.GetUtcNow(), TimeSpan.Zero);
+            attestation = signed.Attestation;
         }
         catch (IdentityException e)
         {
             throw new SecureChannelException(ChannelErrorCode.AuthenticationFailed, $"The peer's identity does not hold: {e.Kind}: {e.Message}", e);
         }
 
-        var attestation = SignedKeyAttestation.Decode(payload.Attestation).Attestation;
         var chains = ImmutableArray.CreateBuilder<CredentialChain>(payload.Credentials.Length);
         var verified = ImmutableArray.CreateBuilder<VerifiedCredential>(payload.Credentials.Length);
         try

@@ -106,7 +106,6 @@ public sealed class HandshakeState : IDisposable
     /// <summary>The local ephemeral key pair, once generated. Fallback (spec §10.2) re-uses it.</summary>
     internal DhKeyPair? LocalEphemeral => _e;
 
-    internal DhKeyPair? LocalStatic => _s;
 
     /// <summary>The length of the next message this side writes when its payload has <paramref name="payloadLength"/> bytes.</summary>
     /// <exception cref="NoiseException"><see cref="NoiseErrorKind.WrongState"/> when it is not this side's turn to write.</exception>

@@ -113,14 +113,19 @@ public sealed class FileKeyVault : IKeyStore
 
         EnsureDirectory();
         var (file, key) = SealNewKey(name);
+        var written = false;
         try
         {
             await WriteNewFileAsync(name, path, file, cancellationToken).ConfigureAwait(false);
+            written = true;
         }
-        catch
+        finally
         {
-            key.Dispose();
-            throw;
+            // A key that never reached the disk must not live on in memory.
+            if (!written)
+            {
+                key.Dispose();
+            }
         }
 
         return InMemorySigner.FromKey(key, ownsKey: true);
@@ -160,7 +165,11 @@ public sealed class FileKeyVault : IKeyStore
             cancellationToken.ThrowIfCancellationRequested();
             return ValueTask.FromResult(File.Exists(path));
         }
-        catch (Exception exception) when (exception is KeyStoreException or OperationCanceledException)
+        catch (KeyStoreException exception)
+        {
+            return ValueTask.FromException<bool>(exception);
+        }
+        catch (OperationCanceledException exception)
         {
             return ValueTask.FromException<bool>(exception);
         }
@@ -180,7 +189,11 @@ public sealed class FileKeyVault : IKeyStore
         {
             stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None, bufferSize: 0, FileOptions.Asynchronous);
         }
-        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
+        catch (FileNotFoundException exception)
+        {
+            throw NotFound(name, exception);
+        }
+        catch (DirectoryNotFoundException exception)
         {
             throw NotFound(name, exception);
         }
@@ -226,7 +239,11 @@ public sealed class FileKeyVault : IKeyStore
         {
             stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.Asynchronous);
         }
-        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
+        catch (FileNotFoundException exception)
+        {
+            throw NotFound(name, exception);
+        }
+        catch (DirectoryNotFoundException exception)
         {
             throw NotFound(name, exception);
         }
