@@ -17,6 +17,22 @@ internal static class Program
             return CompareMode.Run();
         }
 
+        if (args.Length > 0 && args[0] == RelayHostProcess.Switch)
+        {
+            return RelayHostProcess.RunChild(args);
+        }
+
+        if (args.Contains(RelayMode.Switch, StringComparer.Ordinal))
+        {
+            if (args.Length != 1)
+            {
+                Console.Error.WriteLine($"{RelayMode.Switch} takes no other arguments.");
+                return 1;
+            }
+
+            return RelayMode.Run();
+        }
+
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToList();
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }

@@ -6,6 +6,7 @@ Command[] fileCommands = [IdentityCommand.Create(), CredentialCommand.Create(), 
 var root = new RootCommand("SecureChannels: end-to-end encrypted, mutually authenticated channels between agents.")
 {
     ConformanceCommand.Create(),
+    RelayCommand.Create(),
 };
 foreach (var command in fileCommands)
 {

@@ -26,6 +26,13 @@ internal static class CliTrust
     /// </remarks>
     public static async Task<CredentialVerifier> CreateVerifierAsync(IEnumerable<string> trust, IEnumerable<string> revocations)
     {
+        var (anchors, registry) = await LoadAsync(trust, revocations).ConfigureAwait(false);
+        return new CredentialVerifier(anchors, registry, TimeProvider.System);
+    }
+
+    /// <summary>The trusted authorities of <paramref name="trust"/> and the revocation lists of <paramref name="revocations"/> that apply to them.</summary>
+    public static async Task<(TrustAnchors Anchors, RevocationRegistry Revocations)> LoadAsync(IEnumerable<string> trust, IEnumerable<string> revocations)
+    {
         var anchors = new TrustAnchors();
         foreach (var spec in trust)
         {
@@ -59,6 +66,6 @@ internal static class CliTrust
             }
         }
 
-        return new CredentialVerifier(anchors, registry, TimeProvider.System);
+        return (anchors, registry);
     }
 }

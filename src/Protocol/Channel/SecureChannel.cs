@@ -229,6 +229,14 @@ public sealed partial class SecureChannel : IAsyncDisposable
             await ReleaseAsync(pipe).ConfigureAwait(false);
             throw;
         }
+        catch (IOException e)
+        {
+            // The transport failed (a reset socket, a reset relay circuit): the documented error, not the raw one.
+            var failure = new SecureChannelException(ChannelErrorCode.ConnectionLost, $"The connection failed during the handshake: {e.Message}", e);
+            Audit(options, ChannelEventKind.Denied, null, failure.Code, failure.Message);
+            await ReleaseAsync(pipe).ConfigureAwait(false);
+            throw failure;
+        }
 
         var channel = new SecureChannel(pipe, result, options, isInitiator);
         try
@@ -251,10 +259,12 @@ public sealed partial class SecureChannel : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is SecureChannelException or OperationCanceledException)
+        catch (Exception e) when (e is SecureChannelException or OperationCanceledException or IOException)
         {
             var failure = e as SecureChannelException
-                ?? new SecureChannelException(ChannelErrorCode.HandshakeTimeout, "The peer did not accept within the handshake timeout.", e);
+                ?? (e is IOException
+                    ? new SecureChannelException(ChannelErrorCode.ConnectionLost, $"The connection failed before the peer accepted: {e.Message}", e)
+                    : new SecureChannelException(ChannelErrorCode.HandshakeTimeout, "The peer did not accept within the handshake timeout.", e));
             Audit(options, ChannelEventKind.Denied, result.Peer, failure.Code, failure.Message);
             await channel.DisposeAsync().ConfigureAwait(false);
             await ReleaseAsync(pipe).ConfigureAwait(false);
@@ -275,8 +285,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
     // (or whoever owns the transport) learns it at once.
     private static async Task ReleaseAsync(IDuplexPipe pipe)
     {
+        // The output is completed first: a stream-backed reader disposes its stream when completed, after which
+        // the writer's final flush would fail. A transport already dead has nothing left to release.
+        try
+        {
+            await pipe.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // Gone already.
+        }
+
         await pipe.Input.CompleteAsync().ConfigureAwait(false);
-        await pipe.Output.CompleteAsync().ConfigureAwait(false);
     }
 
     // The initiator's first record must be ACCEPT (or the responder's CLOSE with its reason).

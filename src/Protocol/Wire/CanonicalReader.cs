@@ -42,6 +42,9 @@ public ref struct CanonicalReader
         return ReadArray(field, count, count);
     }
 
+    /// <summary>Reads nil if it is next (returning true); otherwise reads nothing and returns false.</summary>
+    public bool TryReadNil(string field) => Guard(field, static (ref MessagePackReader r) => r.TryReadNil());
+
     /// <summary>Reads a map header and checks its entry count is within [0, <paramref name="max"/>].</summary>
     public int ReadMap(string field, int max)
     {
