@@ -59,6 +59,23 @@ public sealed class RelayEndToEndTests
     }
 
     [Fact]
+    public async Task The_longest_principal_reaches_the_target_without_ending_its_hop()
+    {
+        await using var kit = await RelayTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var principal = "system:" + new string('p', 256);
+        var alice = await kit.CreateAgentAsync(["role=agent"], principal: principal);
+        var bob = await kit.CreateAgentAsync(["role=agent"]);
+        var linkA = await kit.ConnectAsync(alice, relay, listen: false);
+        var linkB = await kit.ConnectAsync(bob, relay);
+
+        var (_, _, incoming) = await RelayTestKit.CircuitAsync(linkA, linkB, bob.Identity.Identifier.ToString());
+
+        Assert.Equal(principal, incoming.Principal);
+        Assert.False(linkB.Completion.IsCompleted);
+    }
+
+    [Fact]
     public async Task Agents_two_relays_apart_exchange_messages_and_the_target_sees_the_route()
     {
         await using var kit = await RelayTestKit.CreateAsync();
