@@ -31,7 +31,9 @@ internal sealed partial class PeerLinkDialer(CircuitSwitch circuitSwitch, HopCha
         {
             try
             {
-                var linked = await LinkOnceAsync(peer, stoppingToken).ConfigureAwait(false);
+                // A link the peer dialed serves as well as ours: dialing anyway would supersede it, and with both
+                // sides configured to dial, the two links would replace each other forever.
+                var linked = !circuitSwitch.IsLinked(peer.Name) && await LinkOnceAsync(peer, stoppingToken).ConfigureAwait(false);
                 if (linked)
                 {
                     backoff = FirstBackoff;
