@@ -33,6 +33,17 @@ internal static class Program
             return RelayMode.Run();
         }
 
+        if (args.Contains(AuthorityMode.Switch, StringComparer.Ordinal))
+        {
+            if (args.Length != 1)
+            {
+                Console.Error.WriteLine($"{AuthorityMode.Switch} takes no other arguments.");
+                return 1;
+            }
+
+            return AuthorityMode.Run();
+        }
+
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToList();
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }

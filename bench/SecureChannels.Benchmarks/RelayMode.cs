@@ -5,6 +5,8 @@ using System.Security.Cryptography;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Circuits;
 
+using static SecureChannels.Benchmarks.BenchText;
+
 namespace SecureChannels.Benchmarks;
 
 /// <summary>
@@ -374,29 +376,12 @@ internal static class RelayMode
 
     private static double Median(List<double> values) => Percentile(values, 0.5);
 
-    private static double Percentile(List<double> values, double quantile)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted[Math.Clamp((int)Math.Ceiling(quantile * sorted.Length) - 1, 0, sorted.Length - 1)];
-    }
+    private static double Percentile(List<double> values, double quantile) => BenchText.Quantile([.. values.Order()], quantile);
 
     private static string FormatSize(int size) => size >= 1048576 ? Invariant($"{size >> 20} MiB") : Invariant($"{size >> 10} KiB");
 
     private static string FormatBytes(double bytes) => Invariant($"{bytes:N0} B");
 
-    private static string LoadAverage()
-    {
-        try
-        {
-            return string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-        }
-        catch (IOException)
-        {
-            return "unknown";
-        }
-    }
-
-    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
     private sealed record ChannelPath(string Name, SecureChannel Initiator, SecureChannel Responder);
 }

@@ -7,6 +7,7 @@ var root = new RootCommand("SecureChannels: end-to-end encrypted, mutually authe
 {
     ConformanceCommand.Create(),
     RelayCommand.Create(),
+    AuthorityCommand.Create(),
 };
 foreach (var command in fileCommands)
 {

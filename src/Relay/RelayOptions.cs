@@ -35,6 +35,9 @@ public sealed class RelayOptions
     /// <summary>Peer relays (§9.6).</summary>
     public IList<RelayPeerOptions> Peers { get; } = [];
 
+    /// <summary>The authority this relay subscribes to for revocations and its admission policy (docs/protocol.md §10.4); off when its endpoint is empty.</summary>
+    public RelayAuthorityOptions Authority { get; set; } = new();
+
     /// <summary>Total hops; bounds memory for hop state.</summary>
     [Range(1, 1_000_000)]
     public int MaxConnections { get; set; } = 10_000;
@@ -102,6 +105,19 @@ public sealed class RelayOptions
 
     /// <summary>The parsed hop endpoint (a method, not a property, so validation never evaluates it before checking the text).</summary>
     public IPEndPoint GetHopEndPoint() => IPEndPoint.Parse(Endpoint);
+}
+
+/// <summary>The authority a relay subscribes to (docs/protocol.md §10.4).</summary>
+public sealed class RelayAuthorityOptions
+{
+    /// <summary>Where to reach it; empty: no subscription (revocations then come only from files).</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>The identifier it must prove.</summary>
+    public string Identifier { get; set; } = "";
+
+    /// <summary>The resource whose published policy replaces <see cref="RelayOptions.Admission"/> for new hops.</summary>
+    public string AdmissionResource { get; set; } = "relay-admission";
 }
 
 /// <summary>A peer relay (docs/protocol.md §9.6).</summary>

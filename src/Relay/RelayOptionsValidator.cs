@@ -57,6 +57,19 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             }
         }
 
+        if (!string.IsNullOrEmpty(options.Authority.Endpoint))
+        {
+            if (!IPEndPoint.TryParse(options.Authority.Endpoint, out _))
+            {
+                failures.Add($"Relay:Authority:Endpoint '{options.Authority.Endpoint}' is not an IP endpoint.");
+            }
+
+            if (!Identifier.TryParse(options.Authority.Identifier, out _))
+            {
+                failures.Add("Relay:Authority:Identifier is required with Relay:Authority:Endpoint, and must be an identifier.");
+            }
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -67,6 +67,16 @@ internal static class CliOutput
         {
             return await ErrorAsync(ExitCodes.Usage, $"key store: {e.Kind}: {e.Message}").ConfigureAwait(false);
         }
+        catch (SecureChannels.Protocol.Authority.AuthorityException e)
+        {
+            // What the operator typed wrong is a usage error; what the authority refused is a failure.
+            var usage = e.Code is SecureChannels.Protocol.Authority.AuthorityErrorCode.Malformed or SecureChannels.Protocol.Authority.AuthorityErrorCode.OutOfRange;
+            return await ErrorAsync(usage ? ExitCodes.Usage : ExitCodes.Failed, $"authority: {e.Code}: {e.Message}").ConfigureAwait(false);
+        }
+        catch (SecureChannels.Authority.Audit.AuditFormatException e)
+        {
+            return await ErrorAsync(ExitCodes.Failed, $"audit: {e.Message}").ConfigureAwait(false);
+        }
         catch (PolicySyntaxException e)
         {
             return await ErrorAsync(ExitCodes.Usage, $"policy: {e.Code}: {e.Message}").ConfigureAwait(false);

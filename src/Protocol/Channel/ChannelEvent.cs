@@ -17,6 +17,9 @@ public enum ChannelEventKind
 
     /// <summary>The channel ended, gracefully or not.</summary>
     Closed,
+
+    /// <summary>The peer presented new credentials, which verified and which the access policy allowed; they replace the old ones.</summary>
+    CredentialsUpdated,
 }
 
 /// <summary>
@@ -27,9 +30,9 @@ public enum ChannelEventKind
 /// <param name="LocalIdentifier">This side.</param>
 /// <param name="PeerIdentifier">The other side, when known.</param>
 /// <param name="Principal">On whose behalf the peer acts, when known.</param>
-/// <param name="CredentialIds">The ids of the peer's credentials, every link.</param>
+/// <param name="CredentialIds">The ids of the peer's credentials, every link (the new ones for CredentialsUpdated).</param>
 /// <param name="Code">The reason code for Denied and Closed.</param>
-/// <param name="Detail">The precise local reason, or the policy text for Opened.</param>
+/// <param name="Detail">The precise local reason, or the policy text for Opened and CredentialsUpdated.</param>
 public sealed record ChannelEvent(
     ChannelEventKind Kind,
     DateTimeOffset Time,

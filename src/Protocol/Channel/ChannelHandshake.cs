@@ -1,10 +1,7 @@
 using System.Buffers;
-using System.Collections.Immutable;
 using System.IO.Pipelines;
-using SecureChannels.Protocol.Credentials;
 using SecureChannels.Protocol.Identity;
 using SecureChannels.Protocol.Noise;
-using SecureChannels.Protocol.Policy;
 using SecureChannels.Protocol.Wire;
 
 namespace SecureChannels.Protocol.Channel;
@@ -96,8 +93,7 @@ internal static class ChannelHandshake
             throw await RefuseAsync(output, transport, e.Code, e.Message, e, cancellationToken).ConfigureAwait(false);
         }
 
-        var decision = AccessPolicy.EvaluateOrDeny(options.Policy, PeerPolicyInput.Create(peer, options.PolicyContext));
-        if (decision != PolicyDecision.Allow)
+        if (!options.PolicyAllows(peer))
         {
             var why = options.Policy is null ? "no access policy is configured (deny by default)" : $"the access policy denies {peer}";
             var refusal = await RefuseAsync(output, transport, ChannelErrorCode.AccessDenied, $"Access denied: {why}.", null, cancellationToken).ConfigureAwait(false);
@@ -128,34 +124,8 @@ internal static class ChannelHandshake
             throw new SecureChannelException(ChannelErrorCode.AuthenticationFailed, $"The peer's identity does not hold: {e.Kind}: {e.Message}", e);
         }
 
-        var chains = ImmutableArray.CreateBuilder<CredentialChain>(payload.Credentials.Length);
-        var verified = ImmutableArray.CreateBuilder<VerifiedCredential>(payload.Credentials.Length);
-        try
-        {
-            foreach (var encoded in payload.Credentials)
-            {
-                var chain = CredentialChain.Decode(encoded);
-                verified.Add(options.Verifier.Verify(chain, identity.Identifier));
-                chains.Add(chain);
-            }
-        }
-        catch (CredentialException e)
-        {
-            var code = e.Kind switch
-            {
-                CredentialErrorKind.Expired => ChannelErrorCode.CredentialExpired,
-                CredentialErrorKind.Revoked => ChannelErrorCode.CredentialRevoked,
-                _ => ChannelErrorCode.AccessDenied,
-            };
-            throw new SecureChannelException(code, $"A credential of {identity.Identifier} does not hold: {e.Kind}{(e.Widening == WideningKind.None ? string.Empty : $" ({e.Widening})")}: {e.Message}", e);
-        }
-
-        if (verified.Select(v => v.Principal).Distinct().Count() > 1)
-        {
-            throw new SecureChannelException(ChannelErrorCode.AccessDenied, $"The credentials of {identity.Identifier} act for different principals.");
-        }
-
-        return new VerifiedPeer(identity, chains.MoveToImmutable(), verified.MoveToImmutable(), attestation.ExpiresAt);
+        var (chains, verified) = PresentedCredentials.Verify(payload.Credentials, identity.Identifier, options.Verifier);
+        return new VerifiedPeer(identity, chains, verified, attestation.ExpiresAt);
     }
 
     private static async Task WriteAsync(PipeWriter output, HandshakeState handshake, byte[] payload, byte[] buffer, CancellationToken cancellationToken)

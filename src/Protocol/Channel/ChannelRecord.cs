@@ -9,7 +9,8 @@ namespace SecureChannels.Protocol.Channel;
 /// <code>
 ///  0      1                                  n
 ///  +------+----------------------------------+
-///  | type | body (DATA fragment, CLOSE code)  |
+///  | type | body (DATA fragment, CLOSE code, |
+///  |      | CREDENTIAL_UPDATE chains)        |
 ///  +------+----------------------------------+
 /// </code>
 /// </summary>
@@ -32,6 +33,12 @@ internal enum RecordType : byte
 
     /// <summary>The channel ends: body is a 2-byte big-endian <see cref="ChannelErrorCode"/> (0 for a graceful close).</summary>
     Close = 0x06,
+
+    /// <summary>
+    /// The sender now presents these credential chains instead of the ones it presented before: body is
+    /// <see cref="Channel.CredentialUpdate"/>. How a channel outlives the refresh of short-lived credentials.
+    /// </summary>
+    CredentialUpdate = 0x07,
 }
 
 /// <summary>Sizes of the channel's framing, derived from the Noise limits.</summary>

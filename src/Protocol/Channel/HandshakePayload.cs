@@ -27,11 +27,7 @@ internal sealed record HandshakePayload(byte[]? Identity, byte[]? Attestation, I
         writer.WriteUnsigned(CurrentVersion);
         WriteOptional(ref writer, Identity);
         WriteOptional(ref writer, Attestation);
-        writer.WriteArray(Credentials.Length);
-        foreach (var chain in Credentials)
-        {
-            writer.WriteBytes(chain);
-        }
+        PresentedCredentials.Write(ref writer, Credentials);
 
         var unpadded = writer.ToArray().Length + 2;
         var padding = paddingBlock <= 1 ? 0 : (paddingBlock - (unpadded % paddingBlock)) % paddingBlock;
@@ -52,13 +48,7 @@ internal sealed record HandshakePayload(byte[]? Identity, byte[]? Attestation, I
 
         var identity = ReadOptional(ref reader, "identity");
         var attestation = ReadOptional(ref reader, "attestation");
-        var chains = reader.ReadArray("credentials", 0, maxCredentials);
-        var credentials = ImmutableArray.CreateBuilder<byte[]>(chains);
-        for (var i = 0; i < chains; i++)
-        {
-            credentials.Add(reader.ReadBytes("credential chain", 1, ushort.MaxValue));
-        }
-
+        var credentials = PresentedCredentials.Read(ref reader, maxCredentials);
         reader.ReadBytes("padding", 0, ushort.MaxValue);
         for (var i = 5; i < count; i++)
         {
@@ -66,7 +56,7 @@ internal sealed record HandshakePayload(byte[]? Identity, byte[]? Attestation, I
         }
 
         reader.EnsureEnd();
-        return new HandshakePayload(identity, attestation, credentials.MoveToImmutable());
+        return new HandshakePayload(identity, attestation, credentials);
     }
 
     private static void WriteOptional(ref CanonicalWriter writer, byte[]? value)

@@ -14,7 +14,8 @@ namespace SecureChannels.Protocol.Channel;
 /// A mutually authenticated, forward-secret channel to one verified peer over any <see cref="IDuplexPipe"/>.
 /// Messages of any size up to <see cref="SecureChannelOptions.MaxMessageSize"/> arrive whole, in order and
 /// once. The channel keeps re-checking the peer's credentials and closes itself, with the reason, when one
-/// expires or is revoked; messages accepted before that are still delivered.
+/// expires or is revoked; messages accepted before that are still delivered. Either side can present refreshed
+/// credentials without a new handshake (<see cref="UpdateCredentialsAsync"/>).
 /// </summary>
 /// <remarks>
 /// Send from any number of tasks (sends are serialized); receive from one task at a time.
@@ -41,6 +42,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private bool _closeSent;
     private int _terminated;
     private ChannelCloseInfo? _closeInfo;
+    private VerifiedPeer _peer;
 
     private SecureChannel(IDuplexPipe pipe, ChannelHandshake.Result handshake, SecureChannelOptions options, bool isInitiator)
     {
@@ -48,7 +50,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
         _transport = handshake.Transport;
         _options = options;
         _handshakeHash = handshake.HandshakeHash;
-        Peer = handshake.Peer;
+        _peer = handshake.Peer;
         IsInitiator = isInitiator;
         _inbox = System.Threading.Channels.Channel.CreateBounded<ChannelMessage>(new BoundedChannelOptions(options.ReceiveQueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
         var now = options.TimeProvider.GetUtcNow();
@@ -57,8 +59,12 @@ public sealed partial class SecureChannel : IAsyncDisposable
         _timer = options.TimeProvider.CreateTimer(static state => ((SecureChannel)state!).OnTick(), this, tick, tick);
     }
 
-    /// <summary>What the handshake proved about the other side.</summary>
-    public VerifiedPeer Peer { get; }
+    /// <summary>
+    /// What the handshake proved about the other side, with the credentials it presented last: a credential
+    /// update replaces the whole value at once (same identity and principal, new credentials, attributes and
+    /// <see cref="VerifiedPeer.NotAfter"/>), so read it again rather than keeping an old one.
+    /// </summary>
+    public VerifiedPeer Peer => Volatile.Read(ref _peer);
 
     /// <summary>True on the side that connected.</summary>
     public bool IsInitiator { get; }
@@ -108,6 +114,53 @@ public sealed partial class SecureChannel : IAsyncDisposable
             }
             while (!message.IsEmpty);
 
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Presents <paramref name="credentials"/> to the peer in place of every chain this side presented before (in
+    /// the handshake or an earlier update), without a new handshake: how a long-lived channel outlives the
+    /// refresh of short-lived credentials. Messages sent before and after it keep their order; none is lost.
+    /// </summary>
+    /// <remarks>
+    /// The peer verifies the chains as in the handshake, requires them to act for the same principal as before,
+    /// and asks its access policy again. If any of that fails it closes the channel, and the reason arrives
+    /// through <see cref="Completion"/> and <see cref="ReceiveAsync"/>. The key attestation is not replaced: a
+    /// channel that must outlive it needs a new handshake.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A chain is not about this side's identity, or the chains do not fit in one record.</exception>
+    /// <exception cref="SecureChannelException">The channel is closed.</exception>
+    public async ValueTask UpdateCredentialsAsync(IReadOnlyList<CredentialChain> credentials, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(credentials);
+        var self = _options.Identity.Identifier;
+        foreach (var chain in credentials)
+        {
+            ArgumentNullException.ThrowIfNull(chain, nameof(credentials));
+
+            // The peer would refuse it (SubjectMismatch) and close the channel: a caller's mistake, caught here.
+            if (chain.Leaf.Credential.Subject != self)
+            {
+                throw new ArgumentException($"A credential chain is about {chain.Leaf.Credential.Subject}, not this side ({self}).", nameof(credentials));
+            }
+        }
+
+        var body = CredentialUpdate.Encode(credentials);
+        if (body.Length > ChannelFraming.MaxFragmentLength)
+        {
+            throw new ArgumentException($"The credential chains take {body.Length} bytes; one record holds at most {ChannelFraming.MaxFragmentLength}.", nameof(credentials));
+        }
+
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfClosed();
+            WriteRecord(RecordType.CredentialUpdate, new ReadOnlySequence<byte>(body));
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -182,21 +235,21 @@ public sealed partial class SecureChannel : IAsyncDisposable
     /// <summary>Checks the peer's credentials again now (as the channel does on expiry and on new revocation lists).</summary>
     public void Reevaluate()
     {
-        foreach (var chain in Peer.Chains)
+        // One snapshot: a credential update may replace the peer meanwhile, and the chains and NotAfter checked
+        // must belong together.
+        var peer = Peer;
+        foreach (var chain in peer.Chains)
         {
             if (!_options.Verifier.IsStillValid(chain, out var reason))
             {
-                var code = reason!.Kind == CredentialErrorKind.Revoked ? ChannelErrorCode.CredentialRevoked
-                    : reason.Kind is CredentialErrorKind.Expired ? ChannelErrorCode.CredentialExpired
-                    : ChannelErrorCode.AccessDenied;
-                Fail(code, $"The peer's credential no longer holds: {reason.Message}");
+                Fail(PresentedCredentials.ErrorCode(reason!.Kind), $"The peer's credential no longer holds: {reason.Message}");
                 return;
             }
         }
 
-        if (_options.TimeProvider.GetUtcNow() >= Peer.NotAfter)
+        if (_options.TimeProvider.GetUtcNow() >= peer.NotAfter)
         {
-            Fail(ChannelErrorCode.CredentialExpired, $"The peer's key attestation or credentials expired at {Peer.NotAfter:O}.");
+            Fail(ChannelErrorCode.CredentialExpired, $"The peer's key attestation or credentials expired at {peer.NotAfter:O}.");
         }
     }
 
@@ -459,6 +512,9 @@ public sealed partial class SecureChannel : IAsyncDisposable
                     _transport.RekeyReceiving();
                     Audit(_options, ChannelEventKind.Rekeyed, Peer, ChannelErrorCode.Normal, "receiving");
                     return true;
+                case RecordType.CredentialUpdate:
+                    AcceptCredentialUpdate(plaintext.AsMemory(ChannelFraming.RecordHeaderLength, body.Length));
+                    return true;
                 case RecordType.Close when body.Length == ChannelFraming.CloseBodyLength:
                     var code = ChannelFraming.ReadCode(body);
                     if (code == ChannelErrorCode.Normal)
@@ -480,6 +536,43 @@ public sealed partial class SecureChannel : IAsyncDisposable
         {
             ArrayPool<byte>.Shared.Return(plaintext);
         }
+    }
+
+    // docs/protocol.md §8.3: the peer's new chains pass the handshake's checks, keep its principal and satisfy the
+    // policy, or the channel ends (the exception closes it with its code). The peer is then replaced whole.
+    private void AcceptCredentialUpdate(ReadOnlyMemory<byte> body)
+    {
+        ImmutableArray<byte[]> encoded;
+        try
+        {
+            encoded = CredentialUpdate.Decode(body, _options.MaxCredentialChains);
+        }
+        catch (WireFormatException e)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"A credential update is malformed: {e.Message}", e);
+        }
+
+        var current = Peer;
+        var (chains, verified) = PresentedCredentials.Verify(encoded, current.Identifier, _options.Verifier);
+        var updated = current.WithCredentials(chains, verified);
+
+        // Whatever this side decided or granted so far was for that principal; the identity alone cannot
+        // carry it over to another one (or drop it) mid-channel.
+        if (updated.Principal != current.Principal)
+        {
+            throw new SecureChannelException(ChannelErrorCode.AccessDenied, $"A credential update would change the principal of {current.Identifier} from {current.Principal} to {updated.Principal}.");
+        }
+
+        if (!_options.PolicyAllows(updated))
+        {
+            throw new SecureChannelException(ChannelErrorCode.AccessDenied, $"Access denied after a credential update: the access policy denies {updated}.");
+        }
+
+        Volatile.Write(ref _peer, updated);
+        Audit(_options, ChannelEventKind.CredentialsUpdated, updated, ChannelErrorCode.Normal, _options.Policy?.Text);
+
+        // A revocation list merged while the chains were being verified was checked against the old ones only.
+        Reevaluate();
     }
 
     private bool DecryptRecord(ReadOnlySequence<byte> frame, Span<byte> plaintext, out int length)
@@ -582,7 +675,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
             return;
         }
 
-        if (now >= Peer.NotAfter - TimeSpan.FromTicks(1) || Peer.Chains.Any(c => c.Credentials.Any(l => now >= l.Credential.NotAfter)))
+        var peer = Peer;
+        if (now >= peer.NotAfter - TimeSpan.FromTicks(1) || peer.Chains.Any(c => c.Credentials.Any(l => now >= l.Credential.NotAfter)))
         {
             Reevaluate();
             if (Volatile.Read(ref _terminated) != 0)

@@ -118,7 +118,7 @@ public sealed class SecureChannelOptions
         init => _handshakePaddingBlock = InRange(value, 1, 4096);
     }
 
-    /// <summary>Most credential chains accepted from a peer: bounds the verification work a peer can demand. Defaults to 8; 0 to 64.</summary>
+    /// <summary>Most credential chains accepted from a peer, in the handshake or in one credential update: bounds the verification work a peer can demand. Defaults to 8; 0 to 64.</summary>
     public int MaxCredentialChains
     {
         get => _maxCredentialChains;
@@ -130,6 +130,13 @@ public sealed class SecureChannelOptions
     /// reproduced byte for byte. A fixed ephemeral key destroys forward secrecy, hence internal.
     /// </summary>
     internal byte[]? FixedEphemeralPrivateKeyForTestingOnly { get; init; }
+
+    /// <summary>
+    /// Asks <see cref="Policy"/> about <paramref name="peer"/> (deny without a policy): at the handshake and again
+    /// whenever the peer presents new credentials, with the same input both times.
+    /// </summary>
+    internal bool PolicyAllows(VerifiedPeer peer) =>
+        AccessPolicy.EvaluateOrDeny(Policy, PeerPolicyInput.Create(peer, PolicyContext)) == PolicyDecision.Allow;
 
     private static T InRange<T>(T value, T min, T max)
         where T : IComparable<T>

@@ -6,13 +6,15 @@ namespace SecureChannels.Protocol.Channel;
 
 /// <summary>
 /// Everything the handshake proved about the other side: who it is, on whose behalf it acts, with which
-/// credentials (and their delegation hops), which attributes, and until when. It belongs to its channel.
+/// credentials (and their delegation hops), which attributes, and until when. It belongs to its channel, and
+/// never changes: when the peer presents new credentials, the channel replaces it with a new one.
 /// </summary>
 public sealed class VerifiedPeer
 {
     internal VerifiedPeer(VerifiedIdentity identity, ImmutableArray<CredentialChain> chains, ImmutableArray<VerifiedCredential> credentials, DateTimeOffset attestationExpiry)
     {
         Identity = identity;
+        AttestationExpiry = attestationExpiry;
         Chains = chains;
         Credentials = credentials;
         Principal = credentials.IsEmpty ? Principal.Self : credentials[0].Principal;
@@ -45,6 +47,13 @@ public sealed class VerifiedPeer
     public int ChainLength => Credentials.IsEmpty ? 0 : Credentials.Max(c => c.ChainLength);
 
     internal ImmutableArray<CredentialChain> Chains { get; }
+
+    // Kept apart from NotAfter so the peer can be rebuilt with new credentials and the same key attestation.
+    private DateTimeOffset AttestationExpiry { get; }
+
+    /// <summary>The same peer, with the same key attestation, presenting <paramref name="credentials"/> instead.</summary>
+    internal VerifiedPeer WithCredentials(ImmutableArray<CredentialChain> chains, ImmutableArray<VerifiedCredential> credentials) =>
+        new(Identity, chains, credentials, AttestationExpiry);
 
     /// <inheritdoc />
     public override string ToString() => $"{Identifier} for {Principal}";

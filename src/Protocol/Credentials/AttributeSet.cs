@@ -140,6 +140,19 @@ public sealed class AttributeSet : IEquatable<AttributeSet>
     /// <inheritdoc />
     public override string ToString() => string.Join(", ", _attributes.Select(a => $"{a.Key}={string.Join('|', a.Value)}"));
 
+    /// <summary>The canonical encoding on its own (as stored by an authority's registry).</summary>
+    public byte[] Encode()
+    {
+        var writer = new CanonicalWriter();
+        Write(ref writer);
+        return writer.ToArray();
+    }
+
+    /// <summary>Decodes <see cref="Encode"/>'s output.</summary>
+    /// <exception cref="WireFormatException">Not a canonical attribute set.</exception>
+    public static AttributeSet Decode(ReadOnlyMemory<byte> encoded) =>
+        CanonicalEncoding.Decode(encoded, "attributes", CredentialLimits.MaxCredentialLength, Read, static a => a.Encode());
+
     internal void Write(ref CanonicalWriter writer)
     {
         writer.WriteMap(_attributes.Count);

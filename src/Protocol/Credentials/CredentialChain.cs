@@ -9,7 +9,8 @@ namespace SecureChannels.Protocol.Credentials;
 /// histories of every delegating issuer (so a verifier who knows only the authority can check each link).
 /// </summary>
 /// <remarks>
-/// Encoding: <c>[version = 1, credentials: [bin (signed credential), ...], issuer_histories: [bin (identity history), ...]]</c>;
+/// Encoding: <c>[version = 1, credentials: [bin (signed credential), ...], issuer_histories: [bin (identity history), ...]]</c>,
+/// followed by <c>registrations: [bin (signed delegation receipt), ...]</c> only when there is at least one;
 /// <c>issuer_histories[i]</c> is the history of <c>credentials[i + 1]</c>'s issuer, so there is one fewer history than credentials.
 /// </remarks>
 public sealed class CredentialChain
@@ -18,16 +19,32 @@ public sealed class CredentialChain
 
     /// <summary>Wraps a chain; nothing is verified until a <see cref="CredentialVerifier"/> checks it.</summary>
     /// <exception cref="ArgumentException">The counts do not match or exceed the limit.</exception>
-    public CredentialChain(IEnumerable<SignedCredential> credentials, IEnumerable<IdentityHistory> issuerHistories)
+    public CredentialChain(IEnumerable<SignedCredential> credentials, IEnumerable<IdentityHistory> issuerHistories, IEnumerable<SignedDelegationReceipt>? registrations = null)
     {
         Credentials = [.. credentials];
         IssuerHistories = [.. issuerHistories];
+        Registrations = registrations is null ? [] : [.. registrations.Distinct()];
         if (Credentials.IsEmpty || Credentials.Length > CredentialLimits.MaxChainLength || IssuerHistories.Length != Credentials.Length - 1)
         {
             throw new ArgumentException($"A chain has 1 to {CredentialLimits.MaxChainLength} credentials and one issuer history per delegated link.");
         }
 
+        if (Registrations.Length > CredentialLimits.MaxChainLength)
+        {
+            throw new ArgumentException($"A chain carries at most {CredentialLimits.MaxChainLength} registration receipts.");
+        }
+
         Encoded = Encode();
+    }
+
+    /// <summary>The root authority's receipts for delegated links (see <see cref="DelegationReceipt"/>); empty when none.</summary>
+    public ImmutableArray<SignedDelegationReceipt> Registrations { get; }
+
+    /// <summary>This chain with <paramref name="receipt"/> added: what a delegator hands its sub-agent after registering.</summary>
+    public CredentialChain WithRegistration(SignedDelegationReceipt receipt)
+    {
+        ArgumentNullException.ThrowIfNull(receipt);
+        return new CredentialChain(Credentials, IssuerHistories, [.. Registrations, receipt]);
     }
 
     /// <summary>The credentials, root first; the last one's subject is the presenting agent.</summary>
@@ -66,7 +83,7 @@ public sealed class CredentialChain
 
     private static CredentialChain Read(ref CanonicalReader reader)
     {
-        reader.ReadArray("credential chain", 3, 3);
+        var elements = reader.ReadArray("credential chain", 3, 4);
         reader.ReadVersion(CurrentVersion);
         var count = reader.ReadArray("credentials", 1, CredentialLimits.MaxChainLength);
         var credentials = new SignedCredential[count];
@@ -83,13 +100,20 @@ public sealed class CredentialChain
             histories[i] = IdentityHistory.Decode(reader.ReadBytes("issuer history", 1, IdentityLimits.MaxHistoryLength));
         }
 
-        return new CredentialChain(credentials, histories);
+        // Present only when non-empty, so a chain without receipts keeps its one encoding.
+        var receipts = new SignedDelegationReceipt[elements == 4 ? reader.ReadArray("registrations", 1, CredentialLimits.MaxChainLength) : 0];
+        for (var i = 0; i < receipts.Length; i++)
+        {
+            receipts[i] = SignedDelegationReceipt.Decode(reader.ReadBytes("registration", 1, 512));
+        }
+
+        return new CredentialChain(credentials, histories, receipts);
     }
 
     private byte[] Encode()
     {
         var writer = new CanonicalWriter();
-        writer.WriteArray(3);
+        writer.WriteArray(Registrations.IsEmpty ? 3 : 4);
         writer.WriteUnsigned(CurrentVersion);
         writer.WriteArray(Credentials.Length);
         foreach (var credential in Credentials)
@@ -101,6 +125,15 @@ public sealed class CredentialChain
         foreach (var history in IssuerHistories)
         {
             writer.WriteBytes(history.Encoded);
+        }
+
+        if (!Registrations.IsEmpty)
+        {
+            writer.WriteArray(Registrations.Length);
+            foreach (var receipt in Registrations)
+            {
+                writer.WriteBytes(receipt.Encoded);
+            }
         }
 
         return writer.ToArray();

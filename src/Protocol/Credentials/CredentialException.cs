@@ -35,6 +35,9 @@ public enum CredentialErrorKind
 
     /// <summary>The chain's final subject is not the identity that presented it.</summary>
     SubjectMismatch,
+
+    /// <summary>A delegated link carries no receipt from the root authority, and the verifier accepts only registered delegations.</summary>
+    Unregistered,
 }
 
 /// <summary>How a delegated credential tried to grant more than its parent.</summary>

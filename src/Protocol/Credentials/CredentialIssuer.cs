@@ -62,7 +62,8 @@ public static class CredentialIssuer
             new ParentReference(parent.Credential.Id, parent.SignedHash));
         Delegation.CheckNarrows(parent, credential, held.Credentials.Length);
         var signed = await SignAsync(holder, credential, cancellationToken).ConfigureAwait(false);
-        return new CredentialChain([.. held.Credentials, signed], [.. held.IssuerHistories, holder.History]);
+        // The receipts of the links above travel on: a verifier that requires registration checks every delegated link.
+        return new CredentialChain([.. held.Credentials, signed], [.. held.IssuerHistories, holder.History], held.Registrations);
     }
 
     private static async Task<SignedCredential> SignAsync(AgentIdentity issuer, Credential credential, CancellationToken cancellationToken)

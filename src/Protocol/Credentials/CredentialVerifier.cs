@@ -44,6 +44,13 @@ public sealed record CredentialVerifierOptions
             _clockSkew = value;
         }
     }
+
+    /// <summary>
+    /// Accept a delegated link only when the chain carries the root authority's receipt for it: the delegation is
+    /// recorded in the authority's registry, where it can be queried and revoked with the chain above it.
+    /// Defaults to false (any correctly narrowing delegation is accepted).
+    /// </summary>
+    public bool RequireRegisteredDelegations { get; init; }
 }
 
 /// <summary>
@@ -55,9 +62,21 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
 {
     private readonly CredentialVerifierOptions _options = options ?? new();
 
+    // Chains whose signatures, histories, narrowing and receipts this verifier has checked. A chain is immutable, so
+    // re-checking it (on every new revocation list, for every open channel) needs only what can change: the clock,
+    // the revocation lists and the trust anchors. Weak keys: a chain no channel holds any more is forgotten.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<CredentialChain, object> _checked = [];
+
     /// <summary>Verifies <paramref name="chain"/>, presented by <paramref name="presenter"/> when given.</summary>
     /// <exception cref="CredentialException">Why the chain must not be trusted, with the link that failed.</exception>
     public VerifiedCredential Verify(CredentialChain chain, Identifier? presenter = null)
+    {
+        var verified = Verify(chain, presenter, checkSignatures: true);
+        _checked.AddOrUpdate(chain, chain);
+        return verified;
+    }
+
+    private VerifiedCredential Verify(CredentialChain chain, Identifier? presenter, bool checkSignatures)
     {
         ArgumentNullException.ThrowIfNull(chain);
         var now = timeProvider.GetUtcNow();
@@ -70,7 +89,7 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         var anchor = anchors.Find(root.Credential.Issuer)
             ?? throw new CredentialException(CredentialErrorKind.UntrustedIssuer, $"{root.Credential.Issuer} is not a trusted authority.");
         var authority = anchor.Identity.Identifier;
-        CheckLink(root, anchor.Identity, authority, now, 0);
+        CheckLink(root, checkSignatures ? anchor.Identity : null, authority, now, 0);
 
         var hops = ImmutableArray.CreateBuilder<DelegationHop>(chain.Credentials.Length);
         hops.Add(Hop(root.Credential));
@@ -79,23 +98,15 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         for (var i = 1; i < chain.Credentials.Length; i++)
         {
             var link = chain.Credentials[i];
-            Delegation.CheckNarrows(chain.Credentials[i - 1], link.Credential, i);
-            VerifiedIdentity issuer;
-            try
+            if (checkSignatures)
             {
-                issuer = chain.IssuerHistories[i - 1].Verify();
+                CheckDelegatedLink(chain, i, anchor, authority, now);
             }
-            catch (IdentityException e)
+            else
             {
-                throw new CredentialException(CredentialErrorKind.MissingIssuerHistory, $"The history of the issuer of link {i} does not verify: {e.Message}", e);
+                CheckLink(link, null, authority, now, i);
             }
 
-            if (issuer.Identifier != link.Credential.Issuer)
-            {
-                throw new CredentialException(CredentialErrorKind.MissingIssuerHistory, $"The history given for link {i} is of {issuer.Identifier}, not of its issuer {link.Credential.Issuer}.");
-            }
-
-            CheckLink(link, issuer, authority, now, i);
             hops.Add(Hop(link.Credential));
             notBefore = link.Credential.NotBefore > notBefore ? link.Credential.NotBefore : notBefore;
             notAfter = link.Credential.NotAfter < notAfter ? link.Credential.NotAfter : notAfter;
@@ -116,9 +127,18 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
     /// </summary>
     public bool IsStillValid(CredentialChain chain, out CredentialException? reason)
     {
+        ArgumentNullException.ThrowIfNull(chain);
         try
         {
-            Verify(chain);
+            if (_checked.TryGetValue(chain, out _))
+            {
+                Verify(chain, presenter: null, checkSignatures: false);
+            }
+            else
+            {
+                Verify(chain);
+            }
+
             reason = null;
             return true;
         }
@@ -129,11 +149,37 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         }
     }
 
-    private void CheckLink(SignedCredential link, VerifiedIdentity issuer, Identifier authority, DateTimeOffset now, int index)
+    private void CheckDelegatedLink(CredentialChain chain, int i, TrustAnchor anchor, Identifier authority, DateTimeOffset now)
+    {
+        var link = chain.Credentials[i];
+        Delegation.CheckNarrows(chain.Credentials[i - 1], link.Credential, i);
+        VerifiedIdentity issuer;
+        try
+        {
+            issuer = chain.IssuerHistories[i - 1].Verify();
+        }
+        catch (IdentityException e)
+        {
+            throw new CredentialException(CredentialErrorKind.MissingIssuerHistory, $"The history of the issuer of link {i} does not verify: {e.Message}", e);
+        }
+
+        if (issuer.Identifier != link.Credential.Issuer)
+        {
+            throw new CredentialException(CredentialErrorKind.MissingIssuerHistory, $"The history given for link {i} is of {issuer.Identifier}, not of its issuer {link.Credential.Issuer}.");
+        }
+
+        CheckLink(link, issuer, authority, now, i);
+        if (_options.RequireRegisteredDelegations && !chain.Registrations.Any(r => r.Covers(link, anchor.Identity)))
+        {
+            throw new CredentialException(CredentialErrorKind.Unregistered, $"Link {i} ({link.Credential.IdText}) carries no registration receipt from {authority}.");
+        }
+    }
+
+    // A null issuer skips the signature: the chain was verified whole before and only its time and revocation can change.
+    private void CheckLink(SignedCredential link, VerifiedIdentity? issuer, Identifier authority, DateTimeOffset now, int index)
     {
         var credential = link.Credential;
-        var key = issuer.FindChange(link.IssuerChangeHash)?.PublicKey;
-        if (key is null || !SignatureDomain.Verify(key, SignatureDomain.Credential, credential.Encoded, link.Signature))
+        if (issuer is not null && (issuer.FindChange(link.IssuerChangeHash)?.PublicKey is not { } key || !SignatureDomain.Verify(key, SignatureDomain.Credential, credential.Encoded, link.Signature)))
         {
             throw new CredentialException(CredentialErrorKind.BadSignature, $"Link {index} ({credential.IdText}) is not signed by its issuer {credential.Issuer}.");
         }

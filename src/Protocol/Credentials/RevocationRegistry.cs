@@ -26,7 +26,7 @@ public enum RevocationMergeResult
 /// </summary>
 public sealed class RevocationRegistry
 {
-    private ImmutableDictionary<Identifier, SignedRevocationList> _lists = ImmutableDictionary<Identifier, SignedRevocationList>.Empty;
+    private readonly NewestVersions<Identifier, SignedRevocationList> _lists = new();
 
     /// <summary>Raised after a newer list of the given authority was accepted.</summary>
     public event Action<Identifier>? Changed;
@@ -37,34 +37,19 @@ public sealed class RevocationRegistry
     {
         ArgumentNullException.ThrowIfNull(list);
         list.Verify(issuer);
-        while (true)
+        var result = _lists.Merge(list.List.Issuer, list, static l => l.List.Sequence, static (a, b) => a.List.Equals(b.List));
+        if (result == RevocationMergeResult.Accepted)
         {
-            var current = _lists;
-            if (current.TryGetValue(list.List.Issuer, out var held))
-            {
-                if (list.List.Sequence < held.List.Sequence)
-                {
-                    return RevocationMergeResult.Stale;
-                }
-
-                if (list.List.Sequence == held.List.Sequence)
-                {
-                    return list.List.Equals(held.List) ? RevocationMergeResult.AlreadyKnown : RevocationMergeResult.Equivocation;
-                }
-            }
-
-            if (Interlocked.CompareExchange(ref _lists, current.SetItem(list.List.Issuer, list), current) == current)
-            {
-                Changed?.Invoke(list.List.Issuer);
-                return RevocationMergeResult.Accepted;
-            }
+            Changed?.Invoke(list.List.Issuer);
         }
+
+        return result;
     }
 
     /// <summary>The newest list held for <paramref name="authority"/>, to pass on to others; null when none.</summary>
-    public SignedRevocationList? Find(Identifier authority) => _lists.GetValueOrDefault(authority);
+    public SignedRevocationList? Find(Identifier authority) => _lists.Find(authority);
 
     /// <summary>The entry of <paramref name="authority"/>'s newest list that revokes <paramref name="credential"/>, or null.</summary>
     public RevocationEntry? FindRevocation(Identifier authority, Credential credential) =>
-        _lists.TryGetValue(authority, out var list) ? list.List.FindRevocation(credential) : null;
+        _lists.Find(authority)?.List.FindRevocation(credential);
 }

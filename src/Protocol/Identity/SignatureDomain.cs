@@ -23,6 +23,15 @@ public static class SignatureDomain
     /// <summary>A revocation list.</summary>
     public const string RevocationList = "securechannels/revocation-list/v1";
 
+    /// <summary>An authority's receipt for a delegation recorded in its registry.</summary>
+    public const string DelegationReceipt = "securechannels/delegation-receipt/v1";
+
+    /// <summary>A policy document an authority publishes for one resource.</summary>
+    public const string PolicyDocument = "securechannels/policy-document/v1";
+
+    /// <summary>The hash of one record of an authority's audit log.</summary>
+    public const string AuditRecord = "securechannels/audit-record/v1";
+
     /// <summary>Length of an Ed25519 signature.</summary>
     public const int SignatureLength = 64;
 

@@ -15,19 +15,13 @@ namespace SecureChannels.Relay.Hops;
 /// </summary>
 internal sealed class HopChannelFactory : IDisposable
 {
-    // Attestations last a day and are renewed at half-life, so a hop never presents one about to expire.
-    private static readonly TimeSpan AttestationLifetime = TimeSpan.FromDays(1);
-
     private readonly RelayIdentity _identity;
     private readonly RelayOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly AccessPolicy _admission;
+    private volatile AccessPolicy _admission;
     private readonly CredentialVerifier _verifier;
-    private readonly SemaphoreSlim _renew = new(1, 1);
-    private DhKeyPair? _channelKey;
-    private SignedKeyAttestation? _attestation;
-    private DateTimeOffset _renewAt;
+    private readonly AttestedChannelKey _channelKey;
 
     public HopChannelFactory(RelayIdentity identity, IOptions<RelayOptions> options, TimeProvider time, ILogger<HopChannelFactory> logger)
     {
@@ -37,6 +31,7 @@ internal sealed class HopChannelFactory : IDisposable
         _logger = logger;
         _admission = AccessPolicy.Parse(_options.Admission);
         _verifier = new CredentialVerifier(identity.Anchors, identity.Revocations, time);
+        _channelKey = new AttestedChannelKey(identity.Identity, time: time);
     }
 
     public Identifier Identifier => _identity.Identity.Identifier;
@@ -44,19 +39,25 @@ internal sealed class HopChannelFactory : IDisposable
     /// <summary>Options for a hop an agent or peer relay dialed to us: judged by the admission policy.</summary>
     public Task<SecureChannelOptions> ForAcceptedHopAsync(CancellationToken cancellationToken) => CreateAsync(_admission, cancellationToken);
 
+    /// <summary>The admission policy new hops are judged by.</summary>
+    public AccessPolicy Admission => _admission;
+
+    /// <summary>Replaces the admission policy for hops from now on (an authority published a newer one); open hops keep theirs.</summary>
+    public void SetAdmission(AccessPolicy policy) => _admission = policy;
+
+    /// <summary>Options for the channel to the authority: exactly that identity, which presents no credentials.</summary>
+    public Task<SecureChannelOptions> ForAuthorityAsync(Identifier authority, CancellationToken cancellationToken) =>
+        CreateAsync(AccessPolicy.Parse($"peer.identifier == \"{authority}\""), cancellationToken);
+
     /// <summary>Options for a link we dial: the other side must pass admission and be exactly the configured peer relay.</summary>
     public Task<SecureChannelOptions> ForDialedLinkAsync(Identifier expected, CancellationToken cancellationToken) =>
-        CreateAsync(AccessPolicy.Parse($"({_options.Admission}) && peer.identifier == \"{expected}\""), cancellationToken);
+        CreateAsync(AccessPolicy.Parse($"({_admission.Text}) && peer.identifier == \"{expected}\""), cancellationToken);
 
-    public void Dispose()
-    {
-        _channelKey?.Dispose();
-        _renew.Dispose();
-    }
+    public void Dispose() => _channelKey.Dispose();
 
     private async Task<SecureChannelOptions> CreateAsync(AccessPolicy policy, CancellationToken cancellationToken)
     {
-        var (key, attestation) = await CurrentKeyAsync(cancellationToken).ConfigureAwait(false);
+        var (key, attestation) = await _channelKey.GetAsync(cancellationToken).ConfigureAwait(false);
         return new SecureChannelOptions
         {
             Identity = _identity.Identity,
@@ -73,33 +74,5 @@ internal sealed class HopChannelFactory : IDisposable
             IdleTimeout = _options.IdleTimeout,
             KeepaliveInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, _options.IdleTimeout.Ticks / 4)),
         };
-    }
-
-    private async Task<(DhKeyPair Key, SignedKeyAttestation Attestation)> CurrentKeyAsync(CancellationToken cancellationToken)
-    {
-        var key = Volatile.Read(ref _channelKey);
-        var attestation = Volatile.Read(ref _attestation);
-        if (key is not null && attestation is not null && _time.GetUtcNow() < _renewAt)
-        {
-            return (key, attestation);
-        }
-
-        await _renew.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_channelKey is null || _attestation is null || _time.GetUtcNow() >= _renewAt)
-            {
-                // The old key stays alive: hops opened with it keep their own transport keys, never the static key.
-                _channelKey = Curve25519Dh.Instance.GenerateKeyPair();
-                _attestation = await _identity.Identity.AttestChannelKeyAsync(_channelKey.PublicKey.ToArray(), AttestationLifetime, _time, cancellationToken).ConfigureAwait(false);
-                _renewAt = _time.GetUtcNow() + (AttestationLifetime / 2);
-            }
-
-            return (_channelKey, _attestation);
-        }
-        finally
-        {
-            _renew.Release();
-        }
     }
 }

@@ -70,6 +70,8 @@ public static class RelayApplication
         services.AddSingleton<CircuitSwitch>();
         services.AddSingleton(static sp => new RelayServer(sp.GetRequiredService<CircuitSwitch>(), sp.GetRequiredService<HopChannelFactory>()));
         services.AddHostedService<PeerLinkDialer>();
+        services.AddSingleton<AuthoritySubscriber>();
+        services.AddHostedService(static sp => sp.GetRequiredService<AuthoritySubscriber>());
         services.AddOpenTelemetry().WithMetrics(static metrics => metrics
             .AddMeter(RelayMetrics.MeterName)
             .AddPrometheusExporter(static o => o.ScrapeResponseCacheDurationMilliseconds = 0));

@@ -167,7 +167,7 @@ public sealed class SecureChannelTamperingTests
 
     public static TheoryData<string> MalformedRecords => new()
     {
-        "unknown type 0x07",
+        "unknown type 0x08",
         "type 0x00",
         "empty plaintext",
         "second ACCEPT",
@@ -194,8 +194,8 @@ public sealed class SecureChannelTamperingTests
         await rogue.SendRecordAsync((byte)RecordType.DataLast, "before"u8.ToArray());
         switch (record)
         {
-            case "unknown type 0x07":
-                await rogue.SendRecordAsync(0x07, default);
+            case "unknown type 0x08":
+                await rogue.SendRecordAsync(0x08, default);
                 break;
             case "type 0x00":
                 await rogue.SendRecordAsync(0x00, "x"u8.ToArray());
