@@ -40,12 +40,18 @@ public sealed class AuthorityOptions
     /// <summary>The PostgreSQL connection string (for <see cref="AuthorityStoreKind.Postgres"/>). Never logged.</summary>
     public string? PostgresConnectionString { get; set; }
 
+    /// <summary>
+    /// The shortest credential lifetime: refreshes come at two thirds of a lifetime and at least 2 minutes before its
+    /// end (more than the verifiers' 60 s clock skew), so a shorter credential would be refreshed almost continuously.
+    /// </summary>
+    public static readonly TimeSpan MinCredentialLifetime = TimeSpan.FromMinutes(10);
+
     /// <summary>Lifetime of an issued credential when the ticket does not say: short, so a lost key stops working soon; agents refresh ahead of expiry.</summary>
-    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
+    [Range(typeof(TimeSpan), "00:10:00", "30.00:00:00")]
     public TimeSpan CredentialLifetime { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>Longest credential lifetime a ticket may ask for.</summary>
-    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
+    [Range(typeof(TimeSpan), "00:10:00", "365.00:00:00")]
     public TimeSpan MaxCredentialLifetime { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>How long a ticket waits to be used when its creator does not say.</summary>

@@ -60,7 +60,7 @@ internal sealed class AuthorityTestKit : IAsyncDisposable
     }
 
     /// <summary>Starts (or restarts on the same store and port 0) the authority with the given "Authority" settings.</summary>
-    public async Task<RunningAuthority> StartAsync(IDictionary<string, string?>? settings = null, IAuthorityStore? store = null)
+    public async Task<RunningAuthority> StartAsync(IDictionary<string, string?>? settings = null, IAuthorityStore? store = null, AgentIdentity? identity = null)
     {
         var values = new Dictionary<string, string?>
         {
@@ -73,7 +73,7 @@ internal sealed class AuthorityTestKit : IAsyncDisposable
             values["Authority:" + key] = value;
         }
 
-        var app = AuthorityApplication.Build([], Identity, builder =>
+        var app = AuthorityApplication.Build([], identity ?? Identity, builder =>
         {
             builder.Configuration.AddInMemoryCollection(values);
             builder.Services.AddSingleton<TimeProvider>(Time);

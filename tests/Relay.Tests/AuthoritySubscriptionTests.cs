@@ -46,11 +46,20 @@ public sealed class AuthoritySubscriptionTests
             var aliceLink = await kit.ConnectAsync(alice, relay);
             var bobLink = await kit.ConnectAsync(bob, relay);
 
+            // A list far larger than a hop frame (64 KiB) still reaches the relay: its channel to the authority takes 4 MiB messages.
+            for (var i = 0; i < 300; i++)
+            {
+                await server.Service.RevokeAsync(Caller.Operator(kit.Authority.Identifier), RevocationEntry.ForPrincipal(new Principal(PrincipalKind.User, $"{i:D4}-{new string('x', 240)}")), "bulk");
+            }
+
             await server.Service.RevokeAsync(Caller.Operator(kit.Authority.Identifier), RevocationEntry.ForCredential(alice.Credentials[0].Leaf.Credential.Id), "left the team");
+            Assert.True(server.Service.CurrentRevocations!.Encode().Length > 70_000);
 
             await aliceLink.Completion.WaitAsync(RelayTestKit.Guard);
             await RelayTestKit.UntilAsync(() => relay.Server.ConnectionCount == 1);
             await bobLink.PingAsync().AsTask().WaitAsync(RelayTestKit.Guard);
+            Assert.Equal(301UL, kit.Revocations.Find(kit.Authority.Identifier)!.List.Sequence);
+            Assert.Equal(1, subscriber.Subscription!.Subscriptions);
 
             // Admission from now on: only bob's principal.
             await server.Service.PublishPolicyAsync(Caller.Operator(kit.Authority.Identifier), "relay-admission", "peer.principal == \"user:bob\"");

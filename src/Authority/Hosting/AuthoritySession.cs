@@ -83,7 +83,9 @@ internal sealed partial class AuthoritySession(SecureChannel channel, AuthorityS
                 AuthorityMessageType.PublishPolicy => await PublishAsync(caller, request.Body, cancellationToken).ConfigureAwait(false),
                 _ => throw new AuthorityException(AuthorityErrorCode.Malformed, $"{request.Type} is not a request."),
             };
-            return new AuthorityMessage(AuthorityMessageType.Reply, id, body);
+            return body.Length <= AuthorityLimits.MaxMessageLength - 64
+                ? new AuthorityMessage(AuthorityMessageType.Reply, id, body)
+                : AuthorityMessage.Refuse(id, AuthorityErrorCode.OutOfRange, "The reply would exceed the largest message; narrow the query.");
         }
         catch (AuthorityException e)
         {

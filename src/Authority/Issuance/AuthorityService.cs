@@ -81,8 +81,47 @@ public sealed partial class AuthorityService
     public async Task InitializeAsync(CancellationToken cancellationToken = default)
     {
         await Store(() => _store.InitializeAsync(cancellationToken)).ConfigureAwait(false);
+        await ResignAfterRotationAsync(cancellationToken).ConfigureAwait(false);
         await LoadPublishedAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    // Lists and policies are accepted only under the authority's current key (§6, §10.4). After the authority rotated,
+    // the newest of each is re-published under the new key as the next version, once, in one transaction; a stored
+    // document no key of the authority's history signed is left alone (and refused by every subscriber).
+    private Task<bool> ResignAfterRotationAsync(CancellationToken cancellationToken) =>
+        WriteAsync(async tx =>
+        {
+            var current = Identity.Verified.Current.ChangeHash;
+            var now = Now();
+            if (await tx.LatestDocumentAsync(RevocationsKind, string.Empty, cancellationToken).ConfigureAwait(false) is { } stored
+                && SignedRevocationList.Decode(stored.Encoded) is var list
+                && !list.IssuerChangeHash.AsSpan().SequenceEqual(current)
+                && SignedByHistory(list.IssuerChangeHash, SignatureDomain.RevocationList, list.List.Encoded, list.Signature))
+            {
+                var next = new RevocationList(Identity.Identifier, list.List.Sequence + 1, now, list.List.Entries);
+                var signed = await SignedRevocationList.SignAsync(next, Identity, cancellationToken).ConfigureAwait(false);
+                await tx.InsertDocumentAsync(new StoredDocument(RevocationsKind, string.Empty, (long)next.Sequence, signed.Encode(), now), cancellationToken).ConfigureAwait(false);
+                await AuditAsync(tx, Caller.Operator(Identity.Identifier), string.Empty, "resign", $"revocation list {next.Sequence}", "the authority's key was rotated", cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var document in await tx.LatestDocumentsAsync(PolicyKind, cancellationToken).ConfigureAwait(false))
+            {
+                var policy = SignedPolicyDocument.Decode(document.Encoded);
+                if (!policy.IssuerChangeHash.AsSpan().SequenceEqual(current)
+                    && SignedByHistory(policy.IssuerChangeHash, SignatureDomain.PolicyDocument, policy.Document.Encoded, policy.Signature))
+                {
+                    var next = new PolicyDocument(Identity.Identifier, policy.Document.Resource, policy.Document.Version + 1, now, policy.Document.Policy.Text);
+                    var signed = await SignedPolicyDocument.SignAsync(next, Identity, cancellationToken).ConfigureAwait(false);
+                    await tx.InsertDocumentAsync(new StoredDocument(PolicyKind, next.Resource, (long)next.Version, signed.Encode(), now), cancellationToken).ConfigureAwait(false);
+                    await AuditAsync(tx, Caller.Operator(Identity.Identifier), string.Empty, "resign", $"policy {next.Resource} {next.Version}", "the authority's key was rotated", cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            return true;
+        }, cancellationToken);
+
+    private bool SignedByHistory(byte[] changeHash, string domain, byte[] body, byte[] signature) =>
+        Identity.Verified.FindChange(changeHash)?.PublicKey is { } key && SignatureDomain.Verify(key, domain, body, signature);
 
     /// <summary>
     /// Reads the newest revocation list and policies from the store and applies any newer than held: how an
@@ -128,9 +167,9 @@ public sealed partial class AuthorityService
 
         var ticketLifetime = request.TicketLifetime == TimeSpan.Zero ? _options.TicketLifetime : request.TicketLifetime;
         var credentialLifetime = request.CredentialLifetime == TimeSpan.Zero ? _options.CredentialLifetime : request.CredentialLifetime;
-        if (ticketLifetime > _options.MaxTicketLifetime || credentialLifetime > _options.MaxCredentialLifetime || credentialLifetime < TimeSpan.FromMinutes(1))
+        if (ticketLifetime > _options.MaxTicketLifetime || credentialLifetime > _options.MaxCredentialLifetime || credentialLifetime < AuthorityOptions.MinCredentialLifetime)
         {
-            throw Refuse(AuthorityErrorCode.OutOfRange, $"Tickets live at most {_options.MaxTicketLifetime}; credentials 1 minute to {_options.MaxCredentialLifetime}.");
+            throw Refuse(AuthorityErrorCode.OutOfRange, $"Tickets live at most {_options.MaxTicketLifetime}; credentials {AuthorityOptions.MinCredentialLifetime} to {_options.MaxCredentialLifetime}.");
         }
 
         var now = Now();
@@ -249,6 +288,16 @@ public sealed partial class AuthorityService
             }
 
             var old = CredentialChain.Decode(record.Chain).Leaf.Credential;
+
+            // Only the newest generation refreshes: otherwise a credential revoked by id would come back through
+            // a refresh of the one it replaced.
+            var generations = await tx.FindBySubjectAsync(record.Subject, cancellationToken).ConfigureAwait(false);
+            if (generations.Any(g => g.ParentId is null && g.Issuer == record.Issuer && g.Principal == record.Principal
+                && g.Attributes.AsSpan().SequenceEqual(record.Attributes) && g.RecordedAt > record.RecordedAt))
+            {
+                throw Refuse(AuthorityErrorCode.CredentialInvalid, $"The credential {old.IdText} was replaced by a refresh; refresh the newest one.");
+            }
+
             if (CurrentRevocations?.List.FindRevocation(old) is { } revoked)
             {
                 throw Refuse(AuthorityErrorCode.CredentialRevoked, $"The credential {old.IdText} is revoked ({revoked}).");
@@ -296,12 +345,17 @@ public sealed partial class AuthorityService
 
         await WriteAsync(async tx =>
         {
-            if (await tx.FindCredentialAsync(leaf.Id, cancellationToken).ConfigureAwait(false) is not null)
+            // Ids are chosen by delegators, so an id proves nothing by itself: what is registered is that exact signed
+            // credential (its signed hash), below that exact parent.
+            if (await tx.FindCredentialAsync(leaf.Id, cancellationToken).ConfigureAwait(false) is { } existing)
             {
-                return true; // Registered already: registering is idempotent.
+                return SameSigned(existing, chain.Leaf)
+                    ? true // Registered already: registering is idempotent.
+                    : throw Refuse(AuthorityErrorCode.CredentialInvalid, $"Another credential with id {leaf.IdText} is registered; delegate again (ids are random).");
             }
 
-            if (await tx.FindCredentialAsync(leaf.Parent.Id, cancellationToken).ConfigureAwait(false) is null)
+            var parent = await tx.FindCredentialAsync(leaf.Parent.Id, cancellationToken).ConfigureAwait(false);
+            if (parent is null || !SameSigned(parent, chain.Credentials[^2]))
             {
                 throw Refuse(AuthorityErrorCode.CredentialUnknown, $"The parent {Convert.ToHexStringLower(leaf.Parent.Id)} is not registered; register it first.");
             }
@@ -384,6 +438,11 @@ public sealed partial class AuthorityService
             if (current?.Contains(entry) == true)
             {
                 return null; // Revoked already: nothing new to sign or push.
+            }
+
+            if (current?.Entries.Length >= CredentialLimits.MaxRevocationEntries)
+            {
+                throw Refuse(AuthorityErrorCode.OutOfRange, $"The revocation list holds its limit of {CredentialLimits.MaxRevocationEntries} entries; revoke by subject or principal.");
             }
 
             var now = Now();
@@ -484,7 +543,7 @@ public sealed partial class AuthorityService
     {
         var found = await tx.FindByPrincipalAsync(principal.ToString(), Now(), cancellationToken).ConfigureAwait(false);
         var list = CurrentRevocations?.List;
-        return list is null ? found : [.. found.Where(r => !IsRevoked(list, r))];
+        return [.. found.Where(r => list is null || !IsRevoked(list, r)).Take(AuthorityLimits.MaxQueryResults)];
     }
 
     // A credential is out when it or anything above it is revoked; the registry knows its ancestors.
@@ -557,6 +616,9 @@ public sealed partial class AuthorityService
             leaf.Id, leaf.Parent?.Id, leaf.Issuer.ToString(), leaf.Subject.ToString(), leaf.Principal.ToString(), leaf.Attributes.Encode(),
             leaf.NotBefore, leaf.NotAfter, chain.Encoded, now);
     }
+
+    private static bool SameSigned(CredentialRecord record, SignedCredential credential) =>
+        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(CredentialChain.Decode(record.Chain).Leaf.SignedHash, credential.SignedHash);
 
     private static RegistryEntry ToEntry(CredentialRecord record) =>
         new(record.Id, record.ParentId, Identifier.Parse(record.Issuer), Identifier.Parse(record.Subject), Principal.Parse(record.Principal), AttributeSet.Decode(record.Attributes), record.NotBefore, record.NotAfter);

@@ -18,9 +18,14 @@ public sealed record Caller(Identifier Identifier, VerifiedPeer? Peer)
     public static Caller Operator(Identifier authority) => new(authority, null);
 
     /// <summary>True when the caller is the authority's own operator or holds <paramref name="role"/> (or admin).</summary>
+    /// <remarks>
+    /// Roles count only from credentials the authority issued directly (chain length 1): authority over the
+    /// authority is not delegable, so a role never rests on a delegation the registry may not even know.
+    /// </remarks>
     public bool Has(Identifier authority, string role) =>
         (Peer is null && Identifier == authority)
-        || (Peer is not null && Peer.Attributes.Entries.TryGetValue(RoleAttribute, out var roles) && (roles.Contains(role) || roles.Contains(AuthorityRoles.Admin)));
+        || (Peer is not null && Peer.Credentials.Any(c => c.ChainLength == 1 && c.Authority == authority
+            && c.Attributes.Entries.TryGetValue(RoleAttribute, out var roles) && (roles.Contains(role) || roles.Contains(AuthorityRoles.Admin))));
 
     /// <inheritdoc />
     public override string ToString() => Identifier.ToString();

@@ -78,6 +78,8 @@ internal sealed class PublicationHub : IDisposable
 
     private void OnPolicy(SignedPolicyDocument document) => Fan(Push.For(document, _time.GetTimestamp()));
 
+    // Offer only queues (under the subscriber's lock) and never throws for a subscriber that is leaving, so one
+    // subscriber can never keep a publication from the others.
     private void Fan(Push push)
     {
         foreach (var subscriber in _subscribers.Keys)

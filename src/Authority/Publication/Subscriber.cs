@@ -27,6 +27,7 @@ internal sealed partial class Subscriber : IDisposable
     private Push? _revocations;
     private ulong _revocationSequenceSent;
     private Task _writer = Task.CompletedTask;
+    private bool _disposed;
 
     public Subscriber(SecureChannel channel, SubscribeRequest held, TimeSpan sendTimeout, TimeProvider time, AuthorityMetrics metrics, ILogger logger)
     {
@@ -49,6 +50,12 @@ internal sealed partial class Subscriber : IDisposable
     {
         lock (_lock)
         {
+            // A publication can race with the subscriber's session ending: then there is nobody left to tell.
+            if (_disposed)
+            {
+                return;
+            }
+
             if (push.Resource is not { } resource)
             {
                 if (push.Version <= _revocationSequenceSent || _revocations?.Version >= push.Version)
@@ -68,9 +75,9 @@ internal sealed partial class Subscriber : IDisposable
 
                 _policies[resource] = push;
             }
-        }
 
-        Signal();
+            Signal();
+        }
     }
 
     public async Task StopAsync()
@@ -81,8 +88,12 @@ internal sealed partial class Subscriber : IDisposable
 
     public void Dispose()
     {
-        _stopping.Dispose();
-        _signal.Dispose();
+        lock (_lock)
+        {
+            _disposed = true;
+            _stopping.Dispose();
+            _signal.Dispose();
+        }
     }
 
     private void Signal()

@@ -253,6 +253,14 @@ public sealed partial class AuthorityClient : IAsyncDisposable
 
                 switch (message.Type)
                 {
+                    case AuthorityMessageType.Refusal when message.RequestId == 0:
+                        // The authority could not even read a request's id: which one is unknown, so none is answered.
+                        foreach (var pending in _pending.Values)
+                        {
+                            pending.TrySetResult(message);
+                        }
+
+                        break;
                     case AuthorityMessageType.Reply or AuthorityMessageType.Refusal:
                         if (_pending.TryGetValue(message.RequestId, out var waiter))
                         {
@@ -298,7 +306,7 @@ public sealed partial class AuthorityClient : IAsyncDisposable
             var result = registry.Merge(list, Authority);
             if (result == RevocationMergeResult.Accepted)
             {
-                RevocationsApplied?.Invoke(list);
+                NotifyApplied(list);
             }
             else if (result != RevocationMergeResult.AlreadyKnown)
             {
@@ -310,6 +318,19 @@ public sealed partial class AuthorityClient : IAsyncDisposable
         {
             Interlocked.Increment(ref _rejectedPushes);
             LogRejected(_options.Logger, "revocation list", e.Message);
+        }
+    }
+
+    // A failing application handler must not end the subscription: the list is applied either way.
+    private void NotifyApplied(SignedRevocationList list)
+    {
+        try
+        {
+            RevocationsApplied?.Invoke(list);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogHandlerFailed(_options.Logger, e);
         }
     }
 
@@ -335,6 +356,9 @@ public sealed partial class AuthorityClient : IAsyncDisposable
             LogRejected(_options.Logger, "policy document", e.Message);
         }
     }
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Error, Message = "A RevocationsApplied handler failed")]
+    private static partial void LogHandlerFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Ignored a pushed {What} from the authority: {Why}")]
     private static partial void LogRejected(ILogger logger, string what, string why);

@@ -75,7 +75,12 @@ public sealed partial class CredentialRefresher
         var lifetime = credential.NotAfter - credential.NotBefore;
         var due = credential.NotBefore + (lifetime * _options.RefreshAt);
         var latest = credential.NotAfter - _options.SkewAllowance;
-        return due < latest ? due : latest;
+
+        // Never before half the lifetime, however short it is: a credential shorter than the skew allowance must
+        // not turn into a refresh loop.
+        var earliest = credential.NotBefore + (lifetime / 2);
+        var chosen = due < latest ? due : latest;
+        return chosen > earliest ? chosen : earliest;
     }
 
     /// <summary>Refreshes ahead of every expiry until <paramref name="stoppingToken"/> is cancelled.</summary>

@@ -47,7 +47,7 @@ internal sealed class HopChannelFactory : IDisposable
 
     /// <summary>Options for the channel to the authority: exactly that identity, which presents no credentials.</summary>
     public Task<SecureChannelOptions> ForAuthorityAsync(Identifier authority, CancellationToken cancellationToken) =>
-        CreateAsync(AccessPolicy.Parse($"peer.identifier == \"{authority}\""), cancellationToken);
+        CreateAsync(AccessPolicy.Parse($"peer.identifier == \"{authority}\""), cancellationToken, Protocol.Authority.AuthorityLimits.MaxMessageLength);
 
     /// <summary>Options for a link we dial: the other side must pass admission and be exactly the configured peer relay.</summary>
     public Task<SecureChannelOptions> ForDialedLinkAsync(Identifier expected, CancellationToken cancellationToken) =>
@@ -55,7 +55,8 @@ internal sealed class HopChannelFactory : IDisposable
 
     public void Dispose() => _channelKey.Dispose();
 
-    private async Task<SecureChannelOptions> CreateAsync(AccessPolicy policy, CancellationToken cancellationToken)
+    // Hop messages are relay frames (MaxFrameLength); the authority's are revocation lists up to 4 MiB.
+    private async Task<SecureChannelOptions> CreateAsync(AccessPolicy policy, CancellationToken cancellationToken, int? maxMessageSize = null)
     {
         var (key, attestation) = await _channelKey.GetAsync(cancellationToken).ConfigureAwait(false);
         return new SecureChannelOptions
@@ -69,7 +70,7 @@ internal sealed class HopChannelFactory : IDisposable
             Policy = policy,
             TimeProvider = _time,
             Logger = _logger,
-            MaxMessageSize = _options.MaxFrameLength,
+            MaxMessageSize = maxMessageSize ?? _options.MaxFrameLength,
             HandshakeTimeout = _options.HandshakeTimeout,
             IdleTimeout = _options.IdleTimeout,
             KeepaliveInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, _options.IdleTimeout.Ticks / 4)),
