@@ -124,6 +124,25 @@ internal static class AuthorityMode
 
         rates.Sort();
         output.WriteLine(Invariant($"Median: {rates[rates.Count / 2]:F0} enrollments/s."));
+
+        // The same connections without the ENROLL: what the handshakes alone (both sides in this process) cost.
+        var agentsOnly = new Agent[Agents];
+        for (var i = 0; i < Agents; i++)
+        {
+            agentsOnly[i] = await Agent.CreateAsync().ConfigureAwait(false);
+        }
+
+        var handshakeBegin = Stopwatch.GetTimestamp();
+        await Task.WhenAll(agentsOnly.Select(async agent =>
+        {
+            var client = await ConnectAsync(server, agent).ConfigureAwait(false);
+            await client.DisposeAsync().ConfigureAwait(false);
+        })).ConfigureAwait(false);
+        output.WriteLine(Invariant($"Baseline, the same {Agents} connections and handshakes without ENROLL: {Agents / Stopwatch.GetElapsedTime(handshakeBegin).TotalSeconds:F0} per second."));
+        foreach (var agent in agentsOnly)
+        {
+            agent.Dispose();
+        }
     }
 
     private static async Task PropagationAsync(TextWriter output, AuthorityServer server, AgentIdentity authority)
