@@ -58,7 +58,7 @@ public sealed partial class AuthoritySubscription
     /// <summary>Subscribes and stays subscribed until <paramref name="stoppingToken"/> is cancelled.</summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
-        var backoff = _options.FirstBackoff;
+        var backoff = new Resilience.Backoff(_options.FirstBackoff, _options.MaxBackoff);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -70,7 +70,7 @@ public sealed partial class AuthoritySubscription
                     await client.SubscribeAsync(_revocations, _policies, stoppingToken).ConfigureAwait(false);
                     Current = client;
                     Interlocked.Increment(ref _subscriptions);
-                    backoff = _options.FirstBackoff;
+                    backoff.Reset();
                     await client.Completion.WaitAsync(stoppingToken).ConfigureAwait(false);
                     Current = null;
                     LogLost(_options.Logger, "the channel closed");
@@ -86,18 +86,14 @@ public sealed partial class AuthoritySubscription
                 LogLost(_options.Logger, e.Message);
             }
 
-            // Jitter (a half to the whole back-off) keeps a fleet that lost the authority together from returning together.
-            var delay = TimeSpan.FromTicks((long)(backoff.Ticks * (0.5 + (Random.Shared.NextDouble() / 2))));
             try
             {
-                await Task.Delay(delay, _options.TimeProvider, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(backoff.Next(), _options.TimeProvider, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
-
-            backoff = TimeSpan.FromTicks(Math.Min(_options.MaxBackoff.Ticks, backoff.Ticks * 2));
         }
     }
 

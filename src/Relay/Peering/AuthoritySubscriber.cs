@@ -1,11 +1,11 @@
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SecureChannels.Protocol.Authority;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Identity;
+using SecureChannels.Protocol.Wire;
 using SecureChannels.Relay.Hops;
 
 namespace SecureChannels.Relay.Peering;
@@ -49,17 +49,14 @@ internal sealed partial class AuthoritySubscriber(RelayIdentity identity, HopCha
 
     private async Task<SecureChannel> ConnectAsync(IPEndPoint endpoint, Identifier authority, CancellationToken cancellationToken)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var pipe = await SocketPipe.ConnectAsync(endpoint, options.Value.HandshakeTimeout, time, cancellationToken).ConfigureAwait(false);
         try
         {
-            using var deadline = new CancellationTokenSource(options.Value.HandshakeTimeout, time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
-            await socket.ConnectAsync(endpoint, linked.Token).ConfigureAwait(false);
-            return await SecureChannel.ConnectAsync(new SocketPipe(socket), await channels.ForAuthorityAsync(authority, linked.Token).ConfigureAwait(false), linked.Token).ConfigureAwait(false);
+            return await SecureChannel.ConnectAsync(pipe, await channels.ForAuthorityAsync(authority, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            socket.Dispose();
+            await pipe.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Circuits;
 using SecureChannels.Protocol.Identity;
+using SecureChannels.Protocol.Wire;
 using SecureChannels.Relay.Hops;
 using SecureChannels.Relay.Routing;
 

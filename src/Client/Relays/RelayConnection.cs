@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Logging;
+using SecureChannels.Protocol.Channel;
+using SecureChannels.Protocol.Circuits;
+using SecureChannels.Protocol.Resilience;
+using SecureChannels.Protocol.Wire;
+
+namespace SecureChannels.Client.Relays;
+
+/// <summary>
+/// The agent's hop to one relay, kept up: connect, authenticate the relay as its pinned identity, HELLO (which
+/// registers the agent's addresses again), hand every incoming circuit to the client, and when the hop is lost,
+/// reconnect after a jittered exponential back-off. Channels over a lost hop end with their reason; they are never
+/// silently re-opened.
+/// </summary>
+internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient client, ILogger logger)
+{
+    private TaskCompletionSource<RelayLink> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _connections;
+
+    public RelayEndpoint Relay { get; } = relay;
+
+    /// <summary>How many times a hop was established (the first, then each reconnect).</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>The link while the hop is up.</summary>
+    public RelayLink? Current { get; private set; }
+
+    /// <summary>Completes with the link once the hop is up (at once if it is).</summary>
+    public Task<RelayLink> WhenConnectedAsync(CancellationToken cancellationToken) => Volatile.Read(ref _connected).Task.WaitAsync(cancellationToken);
+
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var options = client.Options;
+        var backoff = new Backoff(options.FirstReconnectBackoff, options.MaxReconnectBackoff);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var link = await ConnectAsync(stoppingToken).ConfigureAwait(false);
+                await using (link.ConfigureAwait(false))
+                {
+                    Current = link;
+                    Interlocked.Increment(ref _connections);
+                    Volatile.Read(ref _connected).TrySetResult(link);
+                    backoff.Reset();
+                    LogConnected(logger, Relay.Identifier, link.Welcome.Relay);
+                    await AcceptLoopAsync(link, stoppingToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is SecureChannelException or RelayException or IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                LogLost(logger, Relay.EndPoint.ToString(), e.Message);
+            }
+            finally
+            {
+                if (Current is not null)
+                {
+                    Current = null;
+                    Volatile.Write(ref _connected, new TaskCompletionSource<RelayLink>(TaskCreationOptions.RunContinuationsAsynchronously));
+                }
+            }
+
+            try
+            {
+                await Task.Delay(backoff.Next(), options.TimeProvider, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task<RelayLink> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var options = client.Options;
+        var pipe = await SocketPipe.ConnectAsync(Relay.EndPoint, TimeSpan.FromSeconds(10), options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var hop = await SecureChannel.ConnectAsync(pipe, await client.ChannelOptionsAsync(Protocol.Policy.AccessPolicy.Parse($"peer.identifier == \"{Relay.Identifier}\""), cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            var linkOptions = new RelayLinkOptions { Listen = options.Listen, Names = options.Listen ? options.Names : [], TimeProvider = options.TimeProvider, Logger = logger };
+            return await RelayLink.ConnectAsync(hop, linkOptions, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await pipe.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    // Every circuit opened to this agent becomes a pending incoming channel; the hop ends when the link does.
+    private async Task AcceptLoopAsync(RelayLink link, CancellationToken stoppingToken)
+    {
+        try
+        {
+            while (true)
+            {
+                client.OnIncoming(await link.AcceptCircuitAsync(stoppingToken).ConfigureAwait(false));
+            }
+        }
+        catch (RelayException)
+        {
+            // The link ended: its completion says why.
+        }
+
+        var reason = await link.Completion.WaitAsync(stoppingToken).ConfigureAwait(false);
+        LogLost(logger, Relay.EndPoint.ToString(), $"{reason.Code}: {reason.Reason}");
+    }
+
+    [LoggerMessage(EventId = 60, Level = LogLevel.Information, Message = "Hop to relay {Relay} ({Name}) is up")]
+    private static partial void LogConnected(ILogger logger, Protocol.Identity.Identifier relay, string name);
+
+    [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "Hop to relay {EndPoint} lost ({Why}); reconnecting after a back-off")]
+    private static partial void LogLost(ILogger logger, string endPoint, string why);
+}

@@ -1,0 +1,103 @@
+using SecureChannels.Protocol.Channel;
+
+namespace SecureChannels.Client.Tests;
+
+public sealed class AgentClientTests
+{
+    private const string Credentialed = "peer.chain_length >= 1";
+
+    [Fact]
+    public async Task Two_agents_meet_through_the_relay_by_identifier_and_by_name_and_see_each_other_verified()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var bob = await kit.StartAgentAsync(relay, "user:bob", ["role=billing", "relay-name=billing"], Credentialed, names: ["billing"]);
+        var alice = await kit.StartAgentAsync(relay, "user:alice", ["role=orchestrator"], "subject.role == \"billing\"");
+
+        foreach (var address in new[] { bob.Identifier.ToString(), "billing", "billing@edge" })
+        {
+            var opening = alice.OpenChannelAsync(address);
+            await using var accepted = await bob.AcceptChannelAsync().WaitAsync(ClientTestKit.Guard);
+            await using var opened = await opening.WaitAsync(ClientTestKit.Guard);
+
+            Assert.Equal(bob.Identifier, opened.Peer.Identifier);
+            Assert.Equal("user:bob", opened.Peer.Principal.ToString());
+            Assert.Equal(alice.Identifier, accepted.Peer.Identifier);
+            Assert.Equal("user:alice", accepted.Peer.Principal.ToString());
+            Assert.Equal(["orchestrator"], accepted.Peer.Attributes.Entries["role"]);
+            await ClientTestKit.AssertCarriesAsync(opened, accepted);
+            await ClientTestKit.AssertCarriesAsync(accepted, opened);
+        }
+    }
+
+    [Fact]
+    public async Task A_peer_the_policy_refuses_is_denied_and_the_acceptor_moves_on_to_the_next()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var bob = await kit.StartAgentAsync(relay, "user:bob", ["role=billing"], "subject.role == \"orchestrator\"");
+        var mallory = await kit.StartAgentAsync(relay, "user:mallory", ["role=intern"], Credentialed);
+        var alice = await kit.StartAgentAsync(relay, "user:alice", ["role=orchestrator"], Credentialed);
+
+        var accepting = bob.AcceptChannelAsync();
+        var denied = await Assert.ThrowsAsync<SecureChannelException>(() => mallory.OpenChannelAsync(bob.Identifier.ToString()).WaitAsync(ClientTestKit.Guard));
+        Assert.Equal(ChannelErrorCode.AccessDenied, denied.Code);
+        Assert.False(accepting.IsCompleted, accepting.IsFaulted ? accepting.Exception!.ToString() : accepting.Status.ToString());
+
+        await using var opened = await alice.OpenChannelAsync(bob.Identifier.ToString()).WaitAsync(ClientTestKit.Guard);
+        await using var accepted = await accepting.WaitAsync(ClientTestKit.Guard);
+        Assert.Equal(alice.Identifier, accepted.Peer.Identifier);
+    }
+
+    [Fact]
+    public async Task After_the_relay_restarts_agents_reconnect_and_register_again_and_the_old_channel_ended_with_its_reason()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var bob = await kit.StartAgentAsync(relay, "user:bob", ["role=billing"], Credentialed);
+        var alice = await kit.StartAgentAsync(relay, "user:alice", ["role=orchestrator"], Credentialed);
+        var opening = alice.OpenChannelAsync(bob.Identifier.ToString());
+        var before = await bob.AcceptChannelAsync().WaitAsync(ClientTestKit.Guard);
+        var beforeOpened = await opening.WaitAsync(ClientTestKit.Guard);
+
+        await kit.StopRelayAsync();
+        var ended = await beforeOpened.Completion.WaitAsync(ClientTestKit.Guard);
+        Assert.NotEqual(ChannelErrorCode.Normal, ended.Code);
+        await kit.StartRelayAsync(relay.EndPoint.Port);
+
+        // Reconnection waits out a jittered back-off on the fake clock: at most the 30 s cap.
+        for (var second = 0; alice.HopsEstablished < 2 || bob.HopsEstablished < 2; second++)
+        {
+            Assert.True(second < 120, "The agents did not reconnect.");
+            kit.Time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(1);
+        }
+
+        var reopening = alice.OpenChannelAsync(bob.Identifier.ToString());
+        await using var after = await bob.AcceptChannelAsync().WaitAsync(ClientTestKit.Guard);
+        await using var afterOpened = await reopening.WaitAsync(ClientTestKit.Guard);
+        await ClientTestKit.AssertCarriesAsync(afterOpened, after);
+        await before.DisposeAsync();
+        await beforeOpened.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task New_credentials_reach_every_open_channel_without_a_new_handshake()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var bob = await kit.StartAgentAsync(relay, "user:bob", ["role=billing"], Credentialed);
+        var alice = await kit.StartAgentAsync(relay, "user:alice", ["role=orchestrator"], Credentialed);
+        var opening = alice.OpenChannelAsync(bob.Identifier.ToString());
+        await using var accepted = await bob.AcceptChannelAsync().WaitAsync(ClientTestKit.Guard);
+        await using var opened = await opening.WaitAsync(ClientTestKit.Guard);
+        var first = accepted.Peer.NotAfter;
+
+        kit.Time.Advance(TimeSpan.FromSeconds(40)); // within the channels' idle timeout (60 s)
+        await alice.UpdateCredentialsAsync([await kit.IssueAsync(alice.Options.Identity, "user:alice", "role=orchestrator")]);
+        await ClientTestKit.AssertCarriesAsync(opened, accepted);
+
+        Assert.Equal(first + TimeSpan.FromSeconds(40), accepted.Peer.NotAfter);
+        Assert.Single(alice.Credentials);
+    }
+}
