@@ -8,6 +8,7 @@ var root = new RootCommand("SecureChannels: end-to-end encrypted, mutually authe
     ConformanceCommand.Create(),
     RelayCommand.Create(),
     AuthorityCommand.Create(),
+    DemoCommand.Create(),
 };
 foreach (var command in fileCommands)
 {

@@ -1,11 +1,14 @@
+using System.Net;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using SecureChannels.Client.Relays;
+using SecureChannels.Protocol.Authority;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Circuits;
 using SecureChannels.Protocol.Credentials;
 using SecureChannels.Protocol.Identity;
 using SecureChannels.Protocol.Policy;
+using SecureChannels.Protocol.Wire;
 
 namespace SecureChannels.Client;
 
@@ -163,6 +166,64 @@ public sealed class AgentClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Opens a secure channel to the authority at <paramref name="endpoint"/>, pinned to <paramref name="authority"/>.
+    /// Without credentials for enrolling and refreshing (they need only the identity, and an expired or revoked
+    /// credential would fail the handshake); with them for requests that need a role or a delegation.
+    /// </summary>
+    public async Task<AuthorityClient> ConnectToAuthorityAsync(IPEndPoint endpoint, Identifier authority, bool presentCredentials = false, CancellationToken cancellationToken = default)
+    {
+        var channel = await OpenAuthorityChannelAsync(endpoint, authority, presentCredentials, cancellationToken).ConfigureAwait(false);
+        return new AuthorityClient(channel, new AuthorityClientOptions { TimeProvider = Options.TimeProvider, Logger = Options.LoggerFactory.CreateLogger<AuthorityClient>() });
+    }
+
+    /// <summary>
+    /// A subscription to the authority's revocation lists (into <see cref="AgentClientOptions.Revocations"/>, so a
+    /// revocation closes the affected open channels at once) and, when given, its policies; run it with
+    /// <see cref="AuthoritySubscription.RunAsync"/>. It reconnects with back-off and catches up after an outage.
+    /// </summary>
+    public AuthoritySubscription CreateAuthoritySubscription(IPEndPoint endpoint, Identifier authority, PolicyBook? policies = null) =>
+        new(
+            token => OpenAuthorityChannelAsync(endpoint, authority, presentCredentials: false, token),
+            Options.Revocations,
+            policies,
+            new AuthoritySubscriptionOptions
+            {
+                FirstBackoff = Options.FirstReconnectBackoff,
+                MaxBackoff = Options.MaxReconnectBackoff,
+                TimeProvider = Options.TimeProvider,
+                Logger = Options.LoggerFactory.CreateLogger<AuthoritySubscription>(),
+            });
+
+    private async Task<SecureChannel> OpenAuthorityChannelAsync(IPEndPoint endpoint, Identifier authority, bool presentCredentials, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        var pipe = await SocketPipe.ConnectAsync(endpoint, TimeSpan.FromSeconds(10), Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var options = await ChannelOptionsAsync(AccessPolicy.Parse($"peer.identifier == \"{authority}\""), cancellationToken, presentCredentials ? null : []).ConfigureAwait(false);
+            return await SecureChannel.ConnectAsync(pipe, options, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await pipe.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Enrolls with a one-time ticket in one call: the credential received is presented from then on, and returned.</summary>
+    /// <exception cref="AuthorityException">The ticket is unknown, used, expired or foreign, or the authority is unavailable.</exception>
+    public async Task<CredentialChain> EnrollAsync(IPEndPoint endpoint, Identifier authority, string ticket, CancellationToken cancellationToken = default)
+    {
+        var client = await ConnectToAuthorityAsync(endpoint, authority, presentCredentials: false, cancellationToken).ConfigureAwait(false);
+        await using (client.ConfigureAwait(false))
+        {
+            var chain = await client.EnrollAsync(ticket, cancellationToken).ConfigureAwait(false);
+            await UpdateCredentialsAsync([.. Credentials, chain], cancellationToken).ConfigureAwait(false);
+            return chain;
+        }
+    }
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
@@ -210,7 +271,7 @@ public sealed class AgentClient : IAsyncDisposable
         }
     }
 
-    internal async Task<SecureChannelOptions> ChannelOptionsAsync(AccessPolicy? policy, CancellationToken cancellationToken)
+    internal async Task<SecureChannelOptions> ChannelOptionsAsync(AccessPolicy? policy, CancellationToken cancellationToken, IReadOnlyList<CredentialChain>? credentials = null)
     {
         var (key, attestation) = await _channelKey.GetAsync(cancellationToken).ConfigureAwait(false);
         return new SecureChannelOptions
@@ -218,7 +279,7 @@ public sealed class AgentClient : IAsyncDisposable
             Identity = Options.Identity,
             ChannelKey = key,
             Attestation = attestation,
-            Credentials = Credentials,
+            Credentials = credentials ?? Credentials,
             Verifier = _verifier,
             Revocations = Options.Revocations,
             Policy = policy,

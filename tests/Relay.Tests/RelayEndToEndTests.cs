@@ -122,7 +122,7 @@ public sealed class RelayEndToEndTests
         await using var kit = await RelayTestKit.CreateAsync();
         var relay = await kit.StartRelayAsync();
         var seen = new List<byte[]>();
-        relay.Switch.FrameTapForTestingOnly = frame =>
+        relay.Switch.FrameObserver = frame =>
         {
             lock (seen)
             {

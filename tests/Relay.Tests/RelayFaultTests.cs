@@ -29,7 +29,7 @@ public sealed class RelayFaultTests
             using var release = new SemaphoreSlim(0);
             long fromAlice = 0;
             var holding = 0;
-            relay.Switch.FrameTapForTestingOnly = frame =>
+            relay.Switch.FrameObserver = frame =>
             {
                 if (frame.Span[0] == (byte)RelayFrameType.Data && RelayFrames.ReadCircuit(frame.Span) == opened.Id
                     && Interlocked.Add(ref fromAlice, frame.Length - 5) > 1 << 20 && Interlocked.Exchange(ref holding, 1) == 0)

@@ -21,7 +21,7 @@ public sealed class RelayFlowControlTests
         var linkB = await kit.ConnectAsync(bob, relay, window: Window);
         var (opened, accepted, _) = await RelayTestKit.CircuitAsync(linkA, linkB, bob.Identity.Identifier.ToString());
         long fromAlice = 0;
-        relay.Switch.FrameTapForTestingOnly = frame =>
+        relay.Switch.FrameObserver = frame =>
         {
             if (frame.Span[0] == (byte)RelayFrameType.Data && RelayFrames.ReadCircuit(frame.Span) == opened.Id)
             {
@@ -121,7 +121,7 @@ public sealed class RelayFlowControlTests
 
         long fromAlice = 0;
         long toMallory = 0;
-        relay.Switch.FrameTapForTestingOnly = frame =>
+        relay.Switch.FrameObserver = frame =>
         {
             if (frame.Span[0] == (byte)RelayFrameType.Data)
             {

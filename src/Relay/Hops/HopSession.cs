@@ -315,7 +315,7 @@ internal sealed partial class HopSession : IDisposable
                 {
                     try
                     {
-                        _switch.FrameTapForTestingOnly?.Invoke(frame.Bytes);
+                        _switch.FrameObserver?.Invoke(frame.Bytes);
                         await _hop.SendAsync(frame.Bytes, _abandonWrites.Token).ConfigureAwait(false);
                     }
                     finally
@@ -387,7 +387,7 @@ internal sealed partial class HopSession : IDisposable
     private bool Dispatch(ChannelMessage message)
     {
         var frame = message.Payload;
-        _switch.FrameTapForTestingOnly?.Invoke(frame);
+        _switch.FrameObserver?.Invoke(frame);
         var type = RelayFrames.ReadType(frame.Span);
         switch (type)
         {

@@ -39,6 +39,16 @@ public sealed class RelayServer
     /// <summary>Whether a link to the peer relay <paramref name="relay"/> is up.</summary>
     public bool IsLinked(string relay) => _switch.IsLinked(relay);
 
+    /// <summary>
+    /// DIAGNOSTICS: set to see every relay frame the relay holds in the clear after hop decryption (circuit DATA
+    /// carries the end-to-end channel's ciphertext). Called on the forwarding path: keep it fast, copy what you keep.
+    /// </summary>
+    public Action<ReadOnlyMemory<byte>>? FrameObserver
+    {
+        get => _switch.FrameObserver;
+        set => _switch.FrameObserver = value;
+    }
+
     internal ListenOptions? HopListener { get; set; }
 
     internal ListenOptions? MetricsListener { get; set; }

@@ -42,10 +42,11 @@ internal sealed partial class CircuitSwitch
     public RelayMetrics Metrics { get; }
 
     /// <summary>
-    /// TESTING ONLY: sees every frame the relay receives from or sends to a hop, after hop decryption: exactly what
-    /// the relay process holds in the clear, so a test can prove circuit payloads stay opaque to it.
+    /// DIAGNOSTICS: sees every frame the relay receives from or sends to a hop, after hop decryption: exactly what
+    /// the relay process holds in the clear, so tests and the demo can show that circuit payloads stay opaque to it.
+    /// Called on the hop's read or write path: it must be fast and must not keep the memory it is shown.
     /// </summary>
-    internal Action<ReadOnlyMemory<byte>>? FrameTapForTestingOnly { get; set; }
+    internal Action<ReadOnlyMemory<byte>>? FrameObserver { get; set; }
 
     public string Name => _options.Name;
 
