@@ -23,8 +23,8 @@ namespace SecureChannels.Client;
 /// </summary>
 public sealed class AgentClient : IAsyncDisposable
 {
-    // Incoming circuits wait here until the application accepts them; past this, the oldest waits and the relay's
-    // open timeout refuses the newest, so a burst of opens never grows memory without bound.
+    // Incoming circuits wait here until the application accepts them; past this, a new one is refused at once
+    // (LimitExceeded), so a burst of opens never grows memory without bound.
     private const int MaxPendingIncoming = 64;
 
     // How long a refused circuit stays open for the opener to read the refusal before it is reset.
@@ -37,12 +37,17 @@ public sealed class AgentClient : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _running = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<AgentChannel, byte> _open = new();
+    private readonly Lock _credentialsLock = new();
     private IReadOnlyList<CredentialChain> _credentials;
+    private int _disposed;
 
     /// <summary>Creates the agent; <see cref="StartAsync"/> connects it.</summary>
     public AgentClient(AgentClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.FirstReconnectBackoff, TimeSpan.Zero, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxReconnectBackoff, options.FirstReconnectBackoff, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.MaxReconnectBackoff, TimeSpan.FromDays(1), nameof(options));
         Options = options;
         _credentials = options.Credentials;
         _channelKey = new AttestedChannelKey(options.Identity, time: options.TimeProvider);
@@ -58,7 +63,16 @@ public sealed class AgentClient : IAsyncDisposable
     public Identifier Identifier => Options.Identity.Identifier;
 
     /// <summary>The credentials the agent presents now.</summary>
-    public IReadOnlyList<CredentialChain> Credentials => Volatile.Read(ref _credentials);
+    public IReadOnlyList<CredentialChain> Credentials
+    {
+        get
+        {
+            lock (_credentialsLock)
+            {
+                return _credentials;
+            }
+        }
+    }
 
     /// <summary>How many hops were established so far, all relays together (the first ones, then every reconnect).</summary>
     public int HopsEstablished => _relays.Sum(r => r.Connections);
@@ -92,8 +106,9 @@ public sealed class AgentClient : IAsyncDisposable
         var circuit = await link.OpenCircuitAsync(address, cancellationToken).ConfigureAwait(false);
         try
         {
-            var channel = await SecureChannel.ConnectAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            return Track(new AgentChannel(channel, circuit));
+            var presented = Credentials;
+            var channel = await SecureChannel.ConnectAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken, presented).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            return await TrackAsync(new AgentChannel(channel, circuit), presented, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -123,8 +138,14 @@ public sealed class AgentClient : IAsyncDisposable
 
             try
             {
-                var channel = await SecureChannel.AcceptAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-                return Track(new AgentChannel(channel, circuit));
+                var presented = Credentials;
+                var channel = await SecureChannel.AcceptAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken, presented).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                return await TrackAsync(new AgentChannel(channel, circuit), presented, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                await circuit.DisposeAsync().ConfigureAwait(false);
+                throw;
             }
             catch (SecureChannelException)
             {
@@ -152,7 +173,11 @@ public sealed class AgentClient : IAsyncDisposable
     public async Task UpdateCredentialsAsync(IReadOnlyList<CredentialChain> credentials, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(credentials);
-        Volatile.Write(ref _credentials, credentials);
+        lock (_credentialsLock)
+        {
+            _credentials = credentials;
+        }
+
         foreach (var channel in _open.Keys)
         {
             try
@@ -219,7 +244,13 @@ public sealed class AgentClient : IAsyncDisposable
         await using (client.ConfigureAwait(false))
         {
             var chain = await client.EnrollAsync(ticket, cancellationToken).ConfigureAwait(false);
-            await UpdateCredentialsAsync([.. Credentials, chain], cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<CredentialChain> all;
+            lock (_credentialsLock)
+            {
+                all = [.. _credentials, chain];
+            }
+
+            await UpdateCredentialsAsync(all, cancellationToken).ConfigureAwait(false);
             return chain;
         }
     }
@@ -227,8 +258,18 @@ public sealed class AgentClient : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_running).ConfigureAwait(false);
+        foreach (var channel in _open.Keys)
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+        }
+
         _incoming.Writer.TryComplete();
         while (_incoming.Reader.TryRead(out var pending))
         {
@@ -239,11 +280,17 @@ public sealed class AgentClient : IAsyncDisposable
         _channelKey.Dispose();
     }
 
-    // Open channels are known so a credential update reaches them; each forgets itself when it ends.
-    private AgentChannel Track(AgentChannel channel)
+    // Open channels are known so a credential update reaches them; each forgets itself when it ends. A channel whose
+    // handshake raced with an update (it presented the set before) is brought up to date at once.
+    private async Task<AgentChannel> TrackAsync(AgentChannel channel, IReadOnlyList<CredentialChain> presented, CancellationToken cancellationToken)
     {
         _open[channel] = 0;
         _ = channel.Completion.ContinueWith(_ => _open.TryRemove(channel, out byte _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (Credentials is var now && !ReferenceEquals(now, presented))
+        {
+            await channel.Channel.UpdateCredentialsAsync(now, cancellationToken).ConfigureAwait(false);
+        }
+
         return channel;
     }
 
@@ -253,9 +300,9 @@ public sealed class AgentClient : IAsyncDisposable
         {
             await circuit.Completion.WaitAsync(RefusalGrace, Options.TimeProvider, _stopping.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException or ObjectDisposedException)
         {
-            // The opener did not close in time, or the agent is stopping: reset it now.
+            // The opener did not close in time, or the agent is stopping (or stopped): reset it now.
         }
         finally
         {

@@ -100,4 +100,67 @@ public sealed class AgentClientTests
         Assert.Equal(first + TimeSpan.FromSeconds(40), accepted.Peer.NotAfter);
         Assert.Single(alice.Credentials);
     }
+
+    [Fact]
+    public async Task A_relay_that_never_welcomes_is_retried_after_a_back_off_and_disposing_the_agent_does_not_hang()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var silentIdentity = await kit.CreateIdentityAsync();
+        using var silentKey = Protocol.Noise.Crypto.Curve25519Dh.Instance.GenerateKeyPair();
+        var attestation = await silentIdentity.AttestChannelKeyAsync(silentKey.PublicKey.ToArray(), TimeSpan.FromDays(1), kit.Time);
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var handshakes = 0;
+        var held = new System.Collections.Concurrent.ConcurrentBag<SecureChannel>();
+        using var stop = new CancellationTokenSource();
+        var serving = Task.Run(async () =>
+        {
+            // A "relay" that completes the secure channel and then never answers HELLO.
+            while (!stop.IsCancellationRequested)
+            {
+                var socket = await listener.AcceptSocketAsync(stop.Token);
+                var channel = await SecureChannel.AcceptAsync(new Protocol.Wire.SocketPipe(socket), new SecureChannelOptions
+                {
+                    Identity = silentIdentity,
+                    ChannelKey = silentKey,
+                    Attestation = attestation,
+                    Verifier = new Protocol.Credentials.CredentialVerifier(kit.Anchors, new Protocol.Credentials.RevocationRegistry(), kit.Time),
+                    Policy = Protocol.Policy.AccessPolicy.Parse("true"),
+                    TimeProvider = kit.Time,
+                    IdleTimeout = TimeSpan.FromHours(1),
+                });
+                held.Add(channel);
+                Interlocked.Increment(ref handshakes);
+            }
+        });
+        var identity = await kit.CreateIdentityAsync();
+        var agent = new AgentClient(new AgentClientOptions
+        {
+            Identity = identity,
+            Anchors = kit.Anchors,
+            Credentials = [await kit.IssueAsync(identity, "user:alice", "role=worker")],
+            Relays = [new RelayEndpoint((System.Net.IPEndPoint)listener.LocalEndpoint, silentIdentity.Identifier)],
+            TimeProvider = kit.Time,
+        });
+        var starting = agent.StartAsync();
+
+        for (var second = 0; Volatile.Read(ref handshakes) < 3; second++)
+        {
+            Assert.True(second < 300, "The agent stopped retrying a relay that never welcomed it.");
+            kit.Time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(1);
+        }
+
+        Assert.False(starting.IsCompleted);
+        await agent.DisposeAsync().AsTask().WaitAsync(ClientTestKit.Guard);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(ClientTestKit.Guard));
+        await agent.DisposeAsync(); // twice is harmless
+        await stop.CancelAsync();
+        listener.Stop();
+        await Assert.ThrowsAnyAsync<Exception>(() => serving);
+        foreach (var channel in held)
+        {
+            await channel.DisposeAsync();
+        }
+    }
 }

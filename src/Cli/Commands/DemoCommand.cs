@@ -32,7 +32,19 @@ internal static class DemoCommand
     public static Command Create()
     {
         var command = new Command("demo", "Run the whole system once on loopback: authority, relay, an orchestrator with two delegated sub-agents, a service, a refusal and a revocation.");
-        command.SetAction((_, cancellationToken) => CliOutput.RunAsync(() => RunAsync(cancellationToken)));
+        command.SetAction((_, cancellationToken) => CliOutput.RunAsync(async () =>
+        {
+            try
+            {
+                return await RunAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TimeoutException or SecureChannelException or AuthorityException or System.Net.Sockets.SocketException or InvalidOperationException
+                || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                // A step that did not happen is the demo failing, not the user's typing.
+                return await CliOutput.ErrorAsync(ExitCodes.Failed, $"the demo failed: {e.Message}").ConfigureAwait(false);
+            }
+        }));
         return command;
     }
 
@@ -72,12 +84,15 @@ internal static class DemoCommand
             var relay = relayApp.Services.GetRequiredService<RelayServer>();
             Say($"relay 'edge' {Short(relay.Identifier)} on {relay.HopEndPoint}, admitting agents with a credential from the authority");
             var framesSeen = 0L;
-            var plaintextSeen = false;
+            var plaintextSeen = 0;
             var secretBytes = Encoding.UTF8.GetBytes(Secret);
             relay.FrameObserver = frame =>
             {
                 Interlocked.Increment(ref framesSeen);
-                plaintextSeen |= frame.Span.IndexOf(secretBytes) >= 0;
+                if (frame.Span.IndexOf(secretBytes) >= 0)
+                {
+                    Interlocked.Exchange(ref plaintextSeen, 1);
+                }
             };
             var relayEndpoint = new RelayEndpoint(relay.HopEndPoint!, relay.Identifier);
 
@@ -173,7 +188,7 @@ internal static class DemoCommand
             }
             catch (SecureChannelException e)
             {
-                Say($"mallory       refused by billing: {e.Code}");
+                Say($"mallory       refused{(e.FromPeer ? " by billing" : string.Empty)}: {e.Code}");
             }
 
             Step("6. The orchestrator withdraws the payments-bot's delegation; its live channel closes, the other stays.");
@@ -186,7 +201,7 @@ internal static class DemoCommand
             Say($"invoices-bot  still talks to billing: '{await AskAsync(agentChannels[0], "invoice 2026-115?", cancellationToken).ConfigureAwait(false)}'");
 
             Step("7. What the relay held in the clear after decrypting its hops: routing frames and ciphertext.");
-            Say($"frames seen by the relay: {Interlocked.Read(ref framesSeen)}; the message text inside any of them: {(plaintextSeen ? "YES (a bug)" : "never")}");
+            Say($"frames seen by the relay: {Interlocked.Read(ref framesSeen)}; the message text inside any of them: {(Volatile.Read(ref plaintextSeen) != 0 ? "YES (a bug)" : "never")}");
             Say($"audit log: {(await authority.Service.VerifyAuditAsync(cancellationToken: cancellationToken).ConfigureAwait(false)) switch { { IsIntact: true } v => $"intact, {v.RecordsChecked} signed records", var v => $"TAMPERED at {v.FirstBadSequence}" }}");
 
             await stopSubscription.CancelAsync().ConfigureAwait(false);
@@ -199,7 +214,7 @@ internal static class DemoCommand
             }
 
             Step("Done: every channel above was end-to-end encrypted and mutually authenticated; see README for the next steps.");
-            return plaintextSeen ? ExitCodes.Failed : ExitCodes.Ok;
+            return Volatile.Read(ref plaintextSeen) != 0 ? ExitCodes.Failed : ExitCodes.Ok;
         }
         finally
         {

@@ -30,19 +30,34 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
 
     public async Task RunAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await KeepConnectedAsync(stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Whoever still waits for a hop learns that none is coming.
+            Volatile.Read(ref _connected).TrySetCanceled(stoppingToken);
+        }
+    }
+
+    private async Task KeepConnectedAsync(CancellationToken stoppingToken)
+    {
         var options = client.Options;
+        var time = options.TimeProvider;
         var backoff = new Backoff(options.FirstReconnectBackoff, options.MaxReconnectBackoff);
         while (!stoppingToken.IsCancellationRequested)
         {
+            var since = 0L;
             try
             {
                 var link = await ConnectAsync(stoppingToken).ConfigureAwait(false);
                 await using (link.ConfigureAwait(false))
                 {
                     Current = link;
+                    since = time.GetTimestamp();
                     Interlocked.Increment(ref _connections);
                     Volatile.Read(ref _connected).TrySetResult(link);
-                    backoff.Reset();
                     LogConnected(logger, Relay.Identifier, link.Welcome.Relay);
                     await AcceptLoopAsync(link, stoppingToken).ConfigureAwait(false);
                 }
@@ -51,8 +66,10 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
             {
                 return;
             }
-            catch (Exception e) when (e is SecureChannelException or RelayException or IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
+                // Whatever went wrong (refused, reset, a relay that never sent WELCOME, a bug), the hop is retried:
+                // an agent must not lose its relay for good over one failure.
                 LogLost(logger, Relay.EndPoint.ToString(), e.Message);
             }
             finally
@@ -62,6 +79,12 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
                     Current = null;
                     Volatile.Write(ref _connected, new TaskCompletionSource<RelayLink>(TaskCreationOptions.RunContinuationsAsynchronously));
                 }
+            }
+
+            // A hop that stayed up a while earns a fresh back-off; one that drops at once keeps backing off.
+            if (since != 0 && time.GetElapsedTime(since) >= options.MaxReconnectBackoff)
+            {
+                backoff.Reset();
             }
 
             try
