@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using SecureChannels.Cli.Commands;
 
-Command[] fileCommands = [IdentityCommand.Create(), CredentialCommand.Create(), RevokeCommand.Create(), PolicyCommand.Create()];
+Command[] fileCommands = [IdentityCommand.Create(), CredentialCommand.Create(), RevokeCommand.Create(), PolicyCommand.Create(), AgentCommand.Create()];
 var root = new RootCommand("SecureChannels: end-to-end encrypted, mutually authenticated channels between agents.")
 {
     ConformanceCommand.Create(),
@@ -17,7 +17,7 @@ foreach (var command in fileCommands)
 
 var parse = root.Parse(args);
 
-// The identity, credential, revoke and policy commands report usage errors as 'error: ...' with exit code 2.
+// The identity, credential, revoke, policy and agent commands report usage errors as 'error: ...' with exit code 2.
 // Conformance keeps System.CommandLine's own handling (docs/protocol.md §3.2).
 if (parse.Errors.Count > 0 && UnderAny(parse.CommandResult, fileCommands))
 {

@@ -1,7 +1,11 @@
+using System.Diagnostics;
 using System.Net;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using SecureChannels.Client.Delegation;
 using SecureChannels.Client.Relays;
+using SecureChannels.Client.Reopening;
+using SecureChannels.Client.Telemetry;
 using SecureChannels.Protocol.Authority;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Circuits;
@@ -21,7 +25,7 @@ namespace SecureChannels.Client;
 /// await using var channel = await agent.OpenChannelAsync("billing@edge-eu", ct);
 /// </code>
 /// </summary>
-public sealed class AgentClient : IAsyncDisposable
+public sealed partial class AgentClient : IAsyncDisposable
 {
     // Incoming circuits wait here until the application accepts them; past this, a new one is refused at once
     // (LimitExceeded), so a burst of opens never grows memory without bound.
@@ -38,8 +42,11 @@ public sealed class AgentClient : IAsyncDisposable
     private readonly List<Task> _running = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<AgentChannel, byte> _open = new();
     private readonly Lock _credentialsLock = new();
+    private readonly MessagingSettings _messaging;
+    private readonly ILogger _logger;
     private IReadOnlyList<CredentialChain> _credentials;
     private int _disposed;
+    private int _started;
 
     /// <summary>Creates the agent; <see cref="StartAsync"/> connects it.</summary>
     public AgentClient(AgentClientOptions options)
@@ -48,12 +55,24 @@ public sealed class AgentClient : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.FirstReconnectBackoff, TimeSpan.Zero, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxReconnectBackoff, options.FirstReconnectBackoff, nameof(options));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.MaxReconnectBackoff, TimeSpan.FromDays(1), nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.DefaultRequestTimeout, TimeSpan.FromMilliseconds(1), nameof(options));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.DefaultRequestTimeout, Protocol.Messaging.MessageEnvelope.MaxTimeout, nameof(options));
+        ArgumentNullException.ThrowIfNull(options.SerializerOptions, nameof(options));
+        ArgumentNullException.ThrowIfNull(options.Identity, nameof(options));
+        ArgumentNullException.ThrowIfNull(options.Anchors, nameof(options));
+        ArgumentNullException.ThrowIfNull(options.Relays, nameof(options));
+
+        // Names are checked here, once, rather than by every hop attempt (which would retry a bad name forever).
+        _ = new RelayLinkOptions { Names = options.Names };
         Options = options;
         _credentials = options.Credentials;
         _channelKey = new AttestedChannelKey(options.Identity, time: options.TimeProvider);
         _verifier = new CredentialVerifier(options.Anchors, options.Revocations, options.TimeProvider);
-        var logger = options.LoggerFactory.CreateLogger<AgentClient>();
-        _relays = [.. options.Relays.Select(r => new RelayConnection(r, this, logger))];
+        _logger = options.LoggerFactory.CreateLogger<AgentClient>();
+        Telemetry = new ClientTelemetry(options.MeterFactory);
+        Stopping = _stopping.Token;
+        _messaging = new MessagingSettings(options.SerializerOptions, options.DefaultRequestTimeout, options.TimeProvider, Telemetry, options.LoggerFactory.CreateLogger<AgentChannel>());
+        _relays = [.. options.Relays.Select(r => new RelayConnection(r, this, _logger))];
     }
 
     /// <summary>The agent's settings.</summary>
@@ -77,43 +96,167 @@ public sealed class AgentClient : IAsyncDisposable
     /// <summary>How many hops were established so far, all relays together (the first ones, then every reconnect).</summary>
     public int HopsEstablished => _relays.Sum(r => r.Connections);
 
-    /// <summary>Starts keeping hops to every relay; completes when each is up once.</summary>
+    /// <summary>Incoming channels waiting for <see cref="AcceptChannelAsync"/> (at most 64; past that, new ones are refused).</summary>
+    public int IncomingWaiting => _incoming.Reader.Count;
+
+    internal ClientTelemetry Telemetry { get; }
+
+    /// <summary>Cancelled when the agent starts to stop: what runs on its behalf stops with it.</summary>
+    internal CancellationToken Stopping { get; }
+
+    /// <summary>
+    /// Starts keeping hops to every relay, and completes once each relay was tried once. It throws when none of them
+    /// could be joined, with why (one relay: its error; several: an <see cref="AggregateException"/>); the hops are
+    /// retried in the background either way, with back-off, until the agent is disposed.
+    /// </summary>
+    /// <exception cref="SecureChannelException">The only relay refused the hop, or failed to prove its pinned identity.</exception>
+    /// <exception cref="RelayException">The only relay refused HELLO (for example a name no credential grants) or did not answer it.</exception>
+    /// <exception cref="IOException">The only relay could not be reached.</exception>
+    /// <exception cref="TimeoutException">The only relay accepted the hop but sent no WELCOME in time.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var relay in _relays)
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (Interlocked.Exchange(ref _started, 1) == 0)
         {
-            _running.Add(Task.Run(() => relay.RunAsync(_stopping.Token), CancellationToken.None));
+            foreach (var relay in _relays)
+            {
+                _running.Add(Task.Run(() => relay.RunAsync(_stopping.Token), CancellationToken.None));
+            }
         }
 
-        await Task.WhenAll(_relays.Select(r => r.WhenConnectedAsync(cancellationToken))).ConfigureAwait(false);
+        var outcomes = await Task.WhenAll(_relays.Select(r => r.FirstAttemptAsync(cancellationToken))).ConfigureAwait(false);
+
+        // A relay whose hop is up by now counts as joined, whatever its first attempt met (a later StartAsync).
+        var failures = outcomes.Where((failure, i) => failure is not null && _relays[i].Current is null).Cast<Exception>().ToList();
+        if (failures.Count > 0 && failures.Count == _relays.Count)
+        {
+            if (failures.Count == 1)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failures[0]);
+            }
+
+            throw new AggregateException("No relay could be joined.", failures);
+        }
     }
 
     /// <summary>
-    /// Opens a secure channel to <paramref name="address"/> (<c>identifier</c>, <c>name</c> or <c>name@relay</c>)
-    /// through the first relay whose hop is up (waiting for one), and checks the peer against the agent's policy.
+    /// Opens a secure channel to <paramref name="address"/> (<c>identifier</c>, <c>name</c> or <c>name@relay</c>) and
+    /// checks the peer against the agent's policy. It goes through the relays whose hop is up, in the configured order:
+    /// when one cannot open the circuit for a reason another relay might not share (the address is not registered
+    /// there, the relay is stopping, a limit, a timeout), the next is tried. With no hop up, it waits for the first.
     /// </summary>
-    /// <exception cref="RelayException">The relay could not open the circuit (unreachable, refused, ...).</exception>
+    /// <exception cref="RelayException">No relay could open the circuit (the last one's reason), or the target refused it.</exception>
     /// <exception cref="SecureChannelException">The handshake failed or either side's policy refused.</exception>
     public async Task<AgentChannel> OpenChannelAsync(string address, CancellationToken cancellationToken = default)
     {
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (_relays.Count == 0)
         {
             throw new InvalidOperationException("The agent has no relay to open channels through.");
         }
 
-        var link = _relays.Select(r => r.Current).FirstOrDefault(l => l is not null)
-            ?? await await Task.WhenAny(_relays.Select(r => r.WhenConnectedAsync(cancellationToken))).ConfigureAwait(false);
-        var circuit = await link.OpenCircuitAsync(address, cancellationToken).ConfigureAwait(false);
+        using var activity = ClientTelemetry.Source.StartActivity("securechannels.open", ActivityKind.Client);
+        activity?.SetTag("securechannels.address", address);
+        var started = Options.TimeProvider.GetTimestamp();
         try
         {
-            var presented = Credentials;
-            var channel = await SecureChannel.ConnectAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken, presented).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            return await TrackAsync(new AgentChannel(channel, circuit), presented, cancellationToken).ConfigureAwait(false);
+            var circuit = await OpenCircuitAsync(address, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var presented = Credentials;
+                var channel = await SecureChannel.ConnectAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken, presented, Options.Events).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                if (!Holds(channel.Peer, address))
+                {
+                    // The CLOSE goes out before the circuit's reset (below) could overtake it, so the peer learns why.
+                    await AgentChannel.LingerAsync(channel.AbortAsync(ChannelErrorCode.AccessDenied, $"The peer reached at '{address}' does not hold that address."), Options.TimeProvider).ConfigureAwait(false);
+                    await AgentChannel.LingerAsync(circuit.Sent, Options.TimeProvider).ConfigureAwait(false);
+                    await channel.DisposeAsync().ConfigureAwait(false);
+                    throw new SecureChannelException(ChannelErrorCode.AccessDenied, $"The peer reached at '{address}' ({channel.Peer.Identifier}) does not hold that address: the relay routed the circuit elsewhere.");
+                }
+
+                var opened = await TrackAsync(channel, circuit, presented, cancellationToken).ConfigureAwait(false);
+                Telemetry.ChannelOpened("outbound", ClientTelemetry.Outcomes.Ok, Options.TimeProvider.GetElapsedTime(started));
+                activity?.SetTag("securechannels.peer.chain_length", opened.Peer.ChainLength);
+                return opened;
+            }
+            catch
+            {
+                await circuit.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
         }
-        catch
+        catch (Exception e) when (e is SecureChannelException or RelayException)
         {
-            await circuit.DisposeAsync().ConfigureAwait(false);
+            var refused = e is SecureChannelException { Code: ChannelErrorCode.AccessDenied } or RelayException { Code: RelayErrorCode.Refused };
+            Telemetry.ChannelOpened("outbound", refused ? ClientTelemetry.Outcomes.Refused : ClientTelemetry.Outcomes.Failed, Options.TimeProvider.GetElapsedTime(started));
+            activity?.SetStatus(ActivityStatusCode.Error, e is SecureChannelException c ? c.Code.ToString() : ((RelayException)e).Code.ToString());
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens a channel to <paramref name="address"/> that is opened again whenever its circuit breaks, with the delivery
+    /// guarantee <see cref="ReopeningChannelOptions.Delivery"/> states for messages in flight. The first open's failure
+    /// is thrown here; later ones are retried with back-off, except refusals, which stop it (see <see cref="ReopeningChannel.Completion"/>).
+    /// </summary>
+    /// <exception cref="RelayException">No relay could open the first circuit, or the target refused it.</exception>
+    /// <exception cref="SecureChannelException">The first handshake failed or either side's policy refused.</exception>
+    public Task<ReopeningChannel> OpenReopeningChannelAsync(string address, ReopeningChannelOptions? options = null, CancellationToken cancellationToken = default) =>
+        ReopeningChannel.OpenAsync(this, address, options ?? new ReopeningChannelOptions { FirstBackoff = Options.FirstReconnectBackoff, MaxBackoff = Options.MaxReconnectBackoff }, cancellationToken);
+
+    /// <summary>
+    /// Spawns a sub-agent in this process: a fresh identity, a credential delegated from this agent's (narrower: a
+    /// subset of the attributes and a shorter life, or it is refused), registered with the authority when
+    /// <see cref="SubAgentOptions.Registrar"/> is given, and a started client on this agent's relays.
+    /// </summary>
+    /// <exception cref="CredentialException">The delegation would widen the parent credential (<see cref="CredentialErrorKind.Widened"/>).</exception>
+    /// <exception cref="AuthorityException">The authority refused to register the delegation.</exception>
+    public Task<SubAgent> SpawnSubAgentAsync(SubAgentOptions options, CancellationToken cancellationToken = default) =>
+        SubAgent.SpawnAsync(this, options, cancellationToken);
+
+    // The relay only routes; it is trusted with ciphertext, not with saying who holds an address. As a TLS client
+    // checks the name in the server's certificate, the opener checks that the peer it reached is the identifier it
+    // asked for, or holds the name through a credential from a trusted authority (attribute relay-name).
+    private static bool Holds(VerifiedPeer peer, string address)
+    {
+        var target = RelayAddress.Parse(address).Target;
+        if (Identifier.TryParse(target, out var identifier))
+        {
+            return peer.Identifier == identifier;
+        }
+
+        return peer.Attributes.Entries.TryGetValue(RelayAddress.NameAttribute, out var names) && names.Contains(target, StringComparer.Ordinal);
+    }
+
+    private async Task<Circuit> OpenCircuitAsync(string address, CancellationToken cancellationToken)
+    {
+        RelayException? last = null;
+        var tried = new HashSet<RelayConnection>();
+        while (true)
+        {
+            var next = _relays.FirstOrDefault(r => r.Current is not null && !tried.Contains(r));
+            if (next?.Current is not { } link)
+            {
+                if (last is not null)
+                {
+                    throw last;
+                }
+
+                await Task.WhenAny(_relays.Select(r => r.WhenConnectedAsync(cancellationToken))).Unwrap().ConfigureAwait(false);
+                continue;
+            }
+
+            tried.Add(next);
+            try
+            {
+                return await link.OpenCircuitAsync(address, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RelayException e) when (e.Code != RelayErrorCode.Refused)
+            {
+                // The target itself refusing is an answer; anything else may be this relay's, not the address's.
+                last = e;
+            }
         }
     }
 
@@ -121,11 +264,21 @@ public sealed class AgentClient : IAsyncDisposable
     /// The next channel a peer opened to this agent and the agent's policy allowed. Circuits whose handshake fails or
     /// whose peer the policy refuses are closed (the peer hears why) and skipped.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The agent was disposed.</exception>
     public async Task<AgentChannel> AcceptChannelAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
-            var incoming = await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            IncomingCircuit incoming;
+            try
+            {
+                incoming = await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ChannelClosedException)
+            {
+                throw new ObjectDisposedException(nameof(AgentClient));
+            }
+
             Circuit circuit;
             try
             {
@@ -136,19 +289,28 @@ public sealed class AgentClient : IAsyncDisposable
                 continue; // The opener gave up or the hop ended meanwhile.
             }
 
+            using var activity = ClientTelemetry.Source.StartActivity("securechannels.accept", ActivityKind.Server);
+            var started = Options.TimeProvider.GetTimestamp();
             try
             {
                 var presented = Credentials;
-                var channel = await SecureChannel.AcceptAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken, presented).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-                return await TrackAsync(new AgentChannel(channel, circuit), presented, cancellationToken).ConfigureAwait(false);
+                var channel = await SecureChannel.AcceptAsync(circuit, await ChannelOptionsAsync(Options.Policy, cancellationToken, presented, Options.Events).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                var accepted = await TrackAsync(channel, circuit, presented, cancellationToken).ConfigureAwait(false);
+                Telemetry.ChannelOpened("inbound", ClientTelemetry.Outcomes.Ok, Options.TimeProvider.GetElapsedTime(started));
+                return accepted;
             }
             catch (OperationCanceledException)
             {
                 await circuit.DisposeAsync().ConfigureAwait(false);
                 throw;
             }
-            catch (SecureChannelException)
+            catch (SecureChannelException e)
             {
+                var refused = e.Code == ChannelErrorCode.AccessDenied;
+                Telemetry.ChannelOpened("inbound", refused ? ClientTelemetry.Outcomes.Refused : ClientTelemetry.Outcomes.Failed, Options.TimeProvider.GetElapsedTime(started));
+                activity?.SetStatus(ActivityStatusCode.Error, e.Code.ToString());
+                LogRefusedIncoming(_logger, e.Code, e.Message);
+
                 // The refusal (with its reason) is in flight on the circuit, already half-closed by this side. Resetting
                 // the circuit now could overtake it at the opener, which would see a lost connection instead of why;
                 // so the circuit is let go once the opener closes its side too, or after a grace period.
@@ -263,12 +425,11 @@ public sealed class AgentClient : IAsyncDisposable
             return;
         }
 
+        // Channels first, all at once, while their hops still carry what they were sending (each lingers for it);
+        // then the hops.
+        await Task.WhenAll(_open.Keys.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_running).ConfigureAwait(false);
-        foreach (var channel in _open.Keys)
-        {
-            await channel.DisposeAsync().ConfigureAwait(false);
-        }
 
         _incoming.Writer.TryComplete();
         while (_incoming.Reader.TryRead(out var pending))
@@ -278,17 +439,36 @@ public sealed class AgentClient : IAsyncDisposable
 
         _stopping.Dispose();
         _channelKey.Dispose();
+        Telemetry.Dispose();
     }
 
     // Open channels are known so a credential update reaches them; each forgets itself when it ends. A channel whose
     // handshake raced with an update (it presented the set before) is brought up to date at once.
-    private async Task<AgentChannel> TrackAsync(AgentChannel channel, IReadOnlyList<CredentialChain> presented, CancellationToken cancellationToken)
+    private async Task<AgentChannel> TrackAsync(SecureChannel secure, Circuit circuit, IReadOnlyList<CredentialChain> presented, CancellationToken cancellationToken)
     {
+        var channel = new AgentChannel(secure, circuit, _messaging);
         _open[channel] = 0;
-        _ = channel.Completion.ContinueWith(_ => _open.TryRemove(channel, out byte _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        if (Credentials is var now && !ReferenceEquals(now, presented))
+        Telemetry.ChannelTracked();
+        _ = channel.Completion.ContinueWith(
+            _ =>
+            {
+                _open.TryRemove(channel, out byte _);
+                Telemetry.ChannelClosed();
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        try
         {
-            await channel.Channel.UpdateCredentialsAsync(now, cancellationToken).ConfigureAwait(false);
+            if (Credentials is var now && !ReferenceEquals(now, presented))
+            {
+                await channel.Channel.UpdateCredentialsAsync(now, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
 
         return channel;
@@ -318,7 +498,7 @@ public sealed class AgentClient : IAsyncDisposable
         }
     }
 
-    internal async Task<SecureChannelOptions> ChannelOptionsAsync(AccessPolicy? policy, CancellationToken cancellationToken, IReadOnlyList<CredentialChain>? credentials = null)
+    internal async Task<SecureChannelOptions> ChannelOptionsAsync(AccessPolicy? policy, CancellationToken cancellationToken, IReadOnlyList<CredentialChain>? credentials = null, Action<ChannelEvent>? events = null)
     {
         var (key, attestation) = await _channelKey.GetAsync(cancellationToken).ConfigureAwait(false);
         return new SecureChannelOptions
@@ -330,8 +510,12 @@ public sealed class AgentClient : IAsyncDisposable
             Verifier = _verifier,
             Revocations = Options.Revocations,
             Policy = policy,
+            Events = events,
             TimeProvider = Options.TimeProvider,
             Logger = Options.LoggerFactory.CreateLogger<SecureChannel>(),
         };
     }
+
+    [LoggerMessage(EventId = 62, Level = LogLevel.Information, Message = "Incoming channel refused ({Code}): {Why}")]
+    private static partial void LogRefusedIncoming(ILogger logger, ChannelErrorCode code, string why);
 }

@@ -1,6 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Net;
+using MessagePack;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Credentials;
 using SecureChannels.Protocol.Identity;
 using SecureChannels.Protocol.Policy;
@@ -44,6 +47,25 @@ public sealed class AgentClientOptions
 
     /// <summary>The longest reconnection back-off: a relay that is back is found within this long. Defaults to 30 s.</summary>
     public TimeSpan MaxReconnectBackoff { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long <see cref="AgentChannel.RequestAsync{TRequest, TResponse}(TRequest, TimeSpan?, CancellationToken)"/> waits for a response unless told otherwise. Defaults to 30 s.</summary>
+    public TimeSpan DefaultRequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How typed messages are serialized. Defaults to MessagePack's standard resolvers with
+    /// <see cref="MessagePackSecurity.UntrustedData"/>: even an authenticated peer is not trusted to send well-formed objects.
+    /// </summary>
+    public MessagePackSerializerOptions SerializerOptions { get; init; } = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+
+    /// <summary>Where the client's meter (<c>SecureChannels.Client</c>) is created; null: a meter of its own.</summary>
+    public IMeterFactory? MeterFactory { get; init; }
+
+    /// <summary>
+    /// The audit events of the agent's end-to-end channels (not of its hops): opened, denied (with the peer and the
+    /// reason code, also for incoming channels the policy refused), rekeyed, credentials updated, closed. Called on the
+    /// channel's own task: keep it quick. They name identities and principals, never keys.
+    /// </summary>
+    public Action<ChannelEvent>? Events { get; init; }
 
     /// <summary>The clock for every timeout, back-off, rekey and expiry.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

@@ -102,7 +102,7 @@ public sealed class AgentClientTests
     }
 
     [Fact]
-    public async Task A_relay_that_never_welcomes_is_retried_after_a_back_off_and_disposing_the_agent_does_not_hang()
+    public async Task A_relay_that_never_welcomes_fails_StartAsync_with_why_is_retried_after_a_back_off_and_disposing_the_agent_does_not_hang()
     {
         await using var kit = await ClientTestKit.CreateAsync();
         var silentIdentity = await kit.CreateIdentityAsync();
@@ -151,9 +151,9 @@ public sealed class AgentClientTests
             await Task.Delay(1);
         }
 
-        Assert.False(starting.IsCompleted);
+        // The first attempt's failure is reported by StartAsync; the hop is still retried in the background.
+        await Assert.ThrowsAsync<TimeoutException>(() => starting.WaitAsync(ClientTestKit.Guard));
         await agent.DisposeAsync().AsTask().WaitAsync(ClientTestKit.Guard);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(ClientTestKit.Guard));
         await agent.DisposeAsync(); // twice is harmless
         await stop.CancelAsync();
         listener.Stop();
@@ -162,5 +162,82 @@ public sealed class AgentClientTests
         {
             await channel.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Messages_sent_just_before_disposal_still_arrive_and_the_peer_then_hears_going_away()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var bob = await kit.StartAgentAsync(relay, "user:bob", ["role=billing"], Credentialed);
+        var alice = await kit.StartAgentAsync(relay, "user:alice", ["role=orchestrator"], Credentialed);
+        var (opened, accepted) = await ClientTestKit.ConnectAsync(alice, bob);
+        await using var _ = opened;
+
+        // The opener reads nothing yet: disposal starts with messages still queued on the way (within the window, so
+        // the sends never block), and they must all arrive, in order, before the peer hears GoingAway.
+        const int Count = 40;
+        for (var i = 0; i < Count; i++)
+        {
+            var message = new byte[4096];
+            BitConverter.TryWriteBytes(message, i);
+            await accepted.SendAsync(message).AsTask().WaitAsync(ClientTestKit.Guard);
+        }
+
+        var disposing = accepted.DisposeAsync().AsTask();
+        for (var i = 0; i < Count; i++)
+        {
+            using var received = await opened.ReceiveAsync().AsTask().WaitAsync(ClientTestKit.Guard);
+            Assert.Equal(i, BitConverter.ToInt32(received!.Payload.Span));
+        }
+
+        var ended = await Assert.ThrowsAsync<SecureChannelException>(() => opened.ReceiveAsync().AsTask().WaitAsync(ClientTestKit.Guard));
+        Assert.Equal(ChannelErrorCode.GoingAway, ended.Code);
+        await disposing.WaitAsync(ClientTestKit.Guard);
+    }
+
+    [Fact]
+    public async Task A_peer_reached_by_name_must_hold_the_name_under_the_openers_own_trust_not_the_relays()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+
+        // The relay trusts a second authority for everything; alice trusts it for roles only, not for names.
+        var rogue = await kit.CreateIdentityAsync();
+        kit.Anchors.Trust(rogue.Verified);
+        var relay = await kit.StartRelayAsync();
+        var malloryIdentity = await kit.CreateIdentityAsync();
+        var now = kit.Time.GetUtcNow();
+        var rogueCredential = await Protocol.Credentials.CredentialIssuer.IssueAsync(rogue, malloryIdentity.Identifier, Protocol.Credentials.Principal.Parse("user:mallory"), Protocol.Credentials.AttributeSet.Parse(["role=billing", "relay-name=billing"]), now, now.AddHours(1), 0);
+        await using var mallory = new AgentClient(new AgentClientOptions { Identity = malloryIdentity, Anchors = kit.Anchors, Credentials = [rogueCredential], Policy = Protocol.Policy.AccessPolicy.Parse("true"), Relays = [relay], Names = ["billing"], TimeProvider = kit.Time });
+        await mallory.StartAsync().WaitAsync(ClientTestKit.Guard);
+        var aliceIdentity = await kit.CreateIdentityAsync();
+        await using var alice = new AgentClient(new AgentClientOptions
+        {
+            Identity = aliceIdentity,
+            Anchors = new Protocol.Credentials.TrustAnchors().Trust(kit.Authority.Verified).Trust(rogue.Verified, ["role"]),
+            Credentials = [await kit.IssueAsync(aliceIdentity, "user:alice", "role=orchestrator")],
+            Policy = Protocol.Policy.AccessPolicy.Parse("true"),
+            Relays = [relay],
+            TimeProvider = kit.Time,
+        });
+        await alice.StartAsync().WaitAsync(ClientTestKit.Guard);
+
+        var accepting = mallory.AcceptChannelAsync();
+        var refused = await Assert.ThrowsAsync<SecureChannelException>(() => alice.OpenChannelAsync("billing").WaitAsync(ClientTestKit.Guard));
+        Assert.Equal(ChannelErrorCode.AccessDenied, refused.Code);
+        Assert.Contains("does not hold that address", refused.Message, StringComparison.Ordinal);
+        await using (var atMallory = await accepting.WaitAsync(ClientTestKit.Guard))
+        {
+            var told = await atMallory.Completion.WaitAsync(ClientTestKit.Guard);
+            Assert.Equal(ChannelErrorCode.AccessDenied, told.Code);
+            Assert.True(told.FromPeer);
+        }
+
+        // By identifier, mallory is exactly who alice asked for.
+        var (opened, accepted) = await ClientTestKit.ConnectAsync(alice, mallory);
+        await using var _ = opened;
+        await using var __ = accepted;
+        Assert.Equal(mallory.Identifier, opened.Peer.Identifier);
+        Assert.Equal(["billing"], opened.Peer.Attributes.Entries["role"]);
     }
 }

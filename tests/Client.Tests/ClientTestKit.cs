@@ -21,6 +21,9 @@ internal sealed class ClientTestKit : IAsyncDisposable
 
     private readonly List<IDisposable> _owned = [];
     private readonly List<IAsyncDisposable> _running = [];
+    private readonly Dictionary<string, AgentIdentity> _relayIdentities = [];
+    private readonly Dictionary<string, WebApplication> _relays = [];
+    private ulong _revocationSequence;
 
     private ClientTestKit(FakeTimeProvider time, AgentIdentity authority)
     {
@@ -61,16 +64,22 @@ internal sealed class ClientTestKit : IAsyncDisposable
         return await CredentialIssuer.IssueAsync(Authority, subject.Identifier, Principal.Parse(principal), AttributeSet.Parse(attributes), now, now.AddHours(1), 1);
     }
 
-    /// <summary>Starts the relay (again, on <paramref name="port"/> to restart it where agents expect it).</summary>
-    public async Task<RelayEndpoint> StartRelayAsync(int port = 0)
+    /// <summary>Starts the relay <paramref name="name"/> (again, on <paramref name="port"/> to restart it where agents expect it, with the same identity).</summary>
+    public async Task<RelayEndpoint> StartRelayAsync(int port = 0, string name = "edge")
     {
-        RelayIdentity ??= await CreateIdentityAsync();
-        var credential = await IssueAsync(RelayIdentity, "system:relay", "role=relay");
-        var app = RelayApplication.Build([], new RelayIdentity(RelayIdentity, Anchors, new RevocationRegistry(), [credential]), builder =>
+        if (!_relayIdentities.TryGetValue(name, out var identity))
+        {
+            identity = await CreateIdentityAsync();
+            _relayIdentities[name] = identity;
+        }
+
+        RelayIdentity ??= identity;
+        var credential = await IssueAsync(identity, "system:relay", "role=relay");
+        var app = RelayApplication.Build([], new RelayIdentity(identity, Anchors, new RevocationRegistry(), [credential]), builder =>
         {
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
             {
-                ["Relay:Name"] = "edge",
+                ["Relay:Name"] = name,
                 ["Relay:Endpoint"] = $"127.0.0.1:{port}",
                 ["Relay:MetricsEndpoint"] = "",
                 ["Relay:BytesPerSecondPerConnection"] = "0",
@@ -79,18 +88,39 @@ internal sealed class ClientTestKit : IAsyncDisposable
             builder.Logging.ClearProviders();
         });
         await app.StartAsync().WaitAsync(Guard);
-        Relay = app;
+        Relay ??= app;
+        _relays[name] = app;
         _running.Add(app);
-        return new RelayEndpoint(app.Services.GetRequiredService<RelayServer>().HopEndPoint!, RelayIdentity.Identifier);
+        return new RelayEndpoint(app.Services.GetRequiredService<RelayServer>().HopEndPoint!, identity.Identifier);
     }
 
-    public async Task StopRelayAsync()
+    public async Task StopRelayAsync(string name = "edge")
     {
-        await Relay!.StopAsync().WaitAsync(Guard);
+        var app = _relays[name];
+        await app.StopAsync().WaitAsync(Guard);
+        if (ReferenceEquals(app, Relay))
+        {
+            Relay = null;
+        }
+    }
+
+    /// <summary>Signs a newer revocation list of the authority with <paramref name="entries"/> and merges it into <paramref name="registries"/>, as an authority subscription would.</summary>
+    public async Task RevokeAsync(IEnumerable<RevocationRegistry> registries, params RevocationEntry[] entries)
+    {
+        var list = new RevocationList(Authority.Identifier, ++_revocationSequence, Time.GetUtcNow(), entries);
+        var signed = await SignedRevocationList.SignAsync(list, Authority);
+        foreach (var registry in registries)
+        {
+            registry.Merge(signed, Authority.Verified);
+        }
     }
 
     /// <summary>An agent with a credential for <paramref name="principal"/> granting <paramref name="attributes"/>, started against <paramref name="relay"/>.</summary>
-    public async Task<AgentClient> StartAgentAsync(RelayEndpoint relay, string principal, string[] attributes, string policy, string[]? names = null)
+    public Task<AgentClient> StartAgentAsync(RelayEndpoint relay, string principal, string[] attributes, string policy, string[]? names = null, RevocationRegistry? revocations = null) =>
+        StartAgentAsync([relay], principal, attributes, policy, names, revocations);
+
+    /// <summary>An agent as above, with hops to every relay of <paramref name="relays"/>.</summary>
+    public async Task<AgentClient> StartAgentAsync(RelayEndpoint[] relays, string principal, string[] attributes, string policy, string[]? names = null, RevocationRegistry? revocations = null)
     {
         var identity = await CreateIdentityAsync();
         var agent = new AgentClient(new AgentClientOptions
@@ -98,14 +128,23 @@ internal sealed class ClientTestKit : IAsyncDisposable
             Identity = identity,
             Anchors = Anchors,
             Credentials = [await IssueAsync(identity, principal, attributes)],
+            Revocations = revocations ?? new RevocationRegistry(),
             Policy = AccessPolicy.Parse(policy),
-            Relays = [relay],
+            Relays = relays,
             Names = names ?? [],
             TimeProvider = Time,
         });
         _running.Add(agent);
         await agent.StartAsync().WaitAsync(Guard);
         return agent;
+    }
+
+    /// <summary>Opens a channel from <paramref name="opener"/> to <paramref name="address"/> and accepts it at <paramref name="acceptor"/>.</summary>
+    public static async Task<(AgentChannel Opened, AgentChannel Accepted)> ConnectAsync(AgentClient opener, AgentClient acceptor, string? address = null)
+    {
+        var opening = opener.OpenChannelAsync(address ?? acceptor.Identifier.ToString());
+        var accepted = await acceptor.AcceptChannelAsync().WaitAsync(Guard);
+        return (await opening.WaitAsync(Guard), accepted);
     }
 
     public static async Task AssertCarriesAsync(AgentChannel from, AgentChannel to)

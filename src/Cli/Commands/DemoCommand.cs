@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using SecureChannels.Authority.Hosting;
 using SecureChannels.Authority.Issuance;
 using SecureChannels.Client;
+using SecureChannels.Client.Delegation;
 using SecureChannels.Protocol.Authority;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Credentials;
@@ -130,21 +131,28 @@ internal static class DemoCommand
             Step("3. The orchestrator delegates narrowed credentials to two sub-agents and registers them.");
             var orchestratorAuthority = await orchestrator.ConnectToAuthorityAsync(authority.EndPoint!, authorityIdentity.Identifier, presentCredentials: true, cancellationToken).ConfigureAwait(false);
             clients.Add(orchestratorAuthority);
-            async Task<AgentClient> DelegateAsync(string name, string tool, TimeSpan lifetime)
+            async Task<SubAgent> DelegateAsync(string name, string tool, TimeSpan lifetime)
             {
-                var identity = await NewIdentityAsync(owned);
-                var now = time.GetUtcNow();
-                var delegated = await CredentialIssuer.DelegateAsync(orchestrator.Options.Identity, orchestrator.Credentials[0], identity.Identifier, AttributeSet.Parse([$"tool={tool}"]), now, now + lifetime, 0, cancellationToken).ConfigureAwait(false);
-                var registered = await orchestratorAuthority.RegisterDelegationAsync(delegated, cancellationToken).ConfigureAwait(false);
-                var agent = new AgentClient(new AgentClientOptions { Identity = identity, Anchors = anchors, Credentials = [registered], Policy = AccessPolicy.Parse($"peer.identifier == \"{billing.Identifier}\""), Relays = [relayEndpoint], Listen = false });
-                clients.Add(agent);
-                Say($"{name,-13} {Short(identity.Identifier)} may use tool={tool} for {delegated.Leaf.Credential.Principal} until {CliOutput.Time(delegated.Leaf.Credential.NotAfter)} (registered: {registered.Registrations.Length} receipt)");
-                return agent;
+                var spawned = await orchestrator.SpawnSubAgentAsync(
+                    new SubAgentOptions
+                    {
+                        Attributes = AttributeSet.Parse([$"tool={tool}"]),
+                        Lifetime = lifetime,
+                        Policy = AccessPolicy.Parse($"peer.identifier == \"{billing.Identifier}\""),
+                        Registrar = orchestratorAuthority,
+                        Listen = false,
+                    },
+                    cancellationToken).ConfigureAwait(false);
+                clients.Add(spawned);
+                var credential = spawned.Credential.Leaf.Credential;
+                Say($"{name,-13} {Short(spawned.Identifier)} may use {credential.Attributes} for {credential.Principal} until {CliOutput.Time(credential.NotAfter)} (registered: {spawned.Credential.Registrations.Length} receipt)");
+                return spawned;
             }
 
-            var invoices = await DelegateAsync("invoices-bot", "invoices", TimeSpan.FromMinutes(30)).ConfigureAwait(false);
-            var payments = await DelegateAsync("payments-bot", "payments", TimeSpan.FromMinutes(15)).ConfigureAwait(false);
-            await Task.WhenAll(billing.StartAsync(cancellationToken), invoices.StartAsync(cancellationToken), payments.StartAsync(cancellationToken), mallory.StartAsync(cancellationToken)).ConfigureAwait(false);
+            var invoicesBot = await DelegateAsync("invoices-bot", "invoices", TimeSpan.FromMinutes(30)).ConfigureAwait(false);
+            var paymentsBot = await DelegateAsync("payments-bot", "payments", TimeSpan.FromMinutes(15)).ConfigureAwait(false);
+            var (invoices, payments) = (invoicesBot.Client, paymentsBot.Client);
+            await Task.WhenAll(billing.StartAsync(cancellationToken), mallory.StartAsync(cancellationToken)).ConfigureAwait(false);
 
             // The billing service accepts every channel its policy allows and answers each request.
             var served = new System.Collections.Concurrent.ConcurrentDictionary<Identifier, AgentChannel>();
@@ -193,7 +201,7 @@ internal static class DemoCommand
 
             Step("6. The orchestrator withdraws the payments-bot's delegation; its live channel closes, the other stays.");
             var started = Stopwatch.GetTimestamp();
-            var sequence = await orchestratorAuthority.RevokeAsync(RevocationEntry.ForCredential(payments.Credentials[0].Leaf.Credential.Id), "payment run finished", cancellationToken).ConfigureAwait(false);
+            var sequence = await paymentsBot.RevokeAsync(orchestratorAuthority, "payment run finished", cancellationToken).ConfigureAwait(false);
             var closed = await served[payments.Identifier].Completion.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
             Say($"revocation list {sequence} pushed; billing closed the payments-bot channel after {Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms: {closed.Code}");
             var botSaw = await agentChannels[1].Completion.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
@@ -240,8 +248,11 @@ internal static class DemoCommand
         {
             while (await channel.ReceiveAsync().ConfigureAwait(false) is { } request)
             {
-                request.Dispose();
-                await channel.SendAsync("approved"u8.ToArray()).ConfigureAwait(false);
+                using (request)
+                {
+                    _ = request.Deserialize<string>();
+                    await request.RespondAsync("approved").ConfigureAwait(false);
+                }
             }
         }
         catch (SecureChannelException)
@@ -250,13 +261,9 @@ internal static class DemoCommand
         }
     }
 
-    private static async Task<string> AskAsync(AgentChannel channel, string question, CancellationToken cancellationToken)
-    {
-        await channel.SendAsync(Encoding.UTF8.GetBytes(question), cancellationToken).ConfigureAwait(false);
-        using var answer = await channel.ReceiveAsync(cancellationToken).ConfigureAwait(false)
-            ?? throw new InvalidOperationException("billing closed the channel without an answer.");
-        return Encoding.UTF8.GetString(answer.Payload.Span);
-    }
+    // A typed request (MessagePack) with its correlated response, end to end through the relay.
+    private static Task<string> AskAsync(AgentChannel channel, string question, CancellationToken cancellationToken) =>
+        channel.RequestAsync<string, string>(question, TimeSpan.FromSeconds(10), cancellationToken);
 
     private static async Task<AgentIdentity> NewIdentityAsync(List<IDisposable> owned)
     {

@@ -14,6 +14,7 @@ namespace SecureChannels.Client.Relays;
 /// </summary>
 internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient client, ILogger logger)
 {
+    private readonly TaskCompletionSource<Exception?> _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource<RelayLink> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _connections;
 
@@ -28,6 +29,9 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
     /// <summary>Completes with the link once the hop is up (at once if it is).</summary>
     public Task<RelayLink> WhenConnectedAsync(CancellationToken cancellationToken) => Volatile.Read(ref _connected).Task.WaitAsync(cancellationToken);
 
+    /// <summary>Completes after the first attempt to join the relay: null when the hop came up, else why not.</summary>
+    public Task<Exception?> FirstAttemptAsync(CancellationToken cancellationToken) => _firstAttempt.Task.WaitAsync(cancellationToken);
+
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         try
@@ -38,6 +42,7 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
         {
             // Whoever still waits for a hop learns that none is coming.
             Volatile.Read(ref _connected).TrySetCanceled(stoppingToken);
+            _firstAttempt.TrySetCanceled(stoppingToken);
         }
     }
 
@@ -57,7 +62,9 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
                     Current = link;
                     since = time.GetTimestamp();
                     Interlocked.Increment(ref _connections);
+                    client.Telemetry.HopEstablished();
                     Volatile.Read(ref _connected).TrySetResult(link);
+                    _firstAttempt.TrySetResult(null);
                     LogConnected(logger, Relay.Identifier, link.Welcome.Relay);
                     await AcceptLoopAsync(link, stoppingToken).ConfigureAwait(false);
                 }
@@ -71,6 +78,7 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
                 // Whatever went wrong (refused, reset, a relay that never sent WELCOME, a bug), the hop is retried:
                 // an agent must not lose its relay for good over one failure.
                 LogLost(logger, Relay.EndPoint.ToString(), e.Message);
+                _firstAttempt.TrySetResult(e);
             }
             finally
             {

@@ -200,6 +200,22 @@ public sealed partial class SecureChannel : IAsyncDisposable
         await _closed.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Aborts the channel with <paramref name="code"/>: the peer receives a CLOSE with that code, and this side's
+    /// <see cref="Completion"/> and <see cref="ReceiveAsync"/> report it with <paramref name="reason"/> (which stays
+    /// local). For a layer above the channel that finds the peer breaking its own protocol. The returned task completes
+    /// once the CLOSE is handed to the transport, which a peer that reads nothing can delay until
+    /// <see cref="DisposeAsync"/>: bound the wait. It never faults.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="code"/> is <see cref="ChannelErrorCode.Normal"/>: use <see cref="CloseAsync"/>.</exception>
+    public Task AbortAsync(ChannelErrorCode code, string reason)
+    {
+        ArgumentOutOfRangeException.ThrowIfEqual(code, ChannelErrorCode.Normal);
+        ArgumentNullException.ThrowIfNull(reason);
+        Terminate(new ChannelCloseInfo(code, FromPeer: false, reason), code, sendClose: true);
+        return _outputFinished;
+    }
+
     /// <summary>Aborts the channel if it is still open and releases everything it holds.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -740,9 +756,11 @@ public sealed partial class SecureChannel : IAsyncDisposable
         // output (the close record, if any, and completion) under the lock, after any send in progress.
         _pipe.Output.CancelPendingFlush();
         _outputFinished = FinishOutputAsync(sendClose ? code : null);
+
+        // Completion first: whoever learns of the end from ReceiveAsync finds Completion already telling how.
+        _closed.TrySetResult(info);
         _inbox.Writer.TryComplete(code == ChannelErrorCode.Normal ? null : new SecureChannelException(code, info.Reason, info.FromPeer));
         _stopping.Cancel();
-        _closed.TrySetResult(info);
         Audit(_options, ChannelEventKind.Closed, Peer, code, info.Reason);
     }
 

@@ -82,6 +82,13 @@ public sealed class Circuit : IDuplexPipe, IAsyncDisposable
     /// </summary>
     public Task<ReasonFrame> Completion => _completion.Task;
 
+    /// <summary>
+    /// Completes once <see cref="Output"/> was completed and everything written to it was sent, CLOSE last, or once the
+    /// circuit ended. Complete Output, then wait for this (bounded) before <see cref="DisposeAsync"/> to let the last
+    /// bytes out: a reset travels at once and would overtake bytes still waiting for credit.
+    /// </summary>
+    public Task Sent => _pump;
+
     /// <summary>Ends the circuit now, both ways, telling the peer <paramref name="code"/> and <paramref name="reason"/> (for people). Does nothing once ended.</summary>
     public async ValueTask ResetAsync(RelayErrorCode code, string reason)
     {

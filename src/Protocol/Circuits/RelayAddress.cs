@@ -53,6 +53,9 @@ public readonly record struct RelayAddress
         return true;
     }
 
+    /// <summary>The credential attribute whose values are the names an agent may register, and holds (§9.3).</summary>
+    public const string NameAttribute = "relay-name";
+
     /// <summary>True for a registrable name: 1-63 of <c>a-z 0-9 - .</c>, starting with a letter or digit.</summary>
     public static bool IsValidName([NotNullWhen(true)] string? name) =>
         name is { Length: > 0 and <= RelayLimits.MaxNameLength }

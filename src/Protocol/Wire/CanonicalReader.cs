@@ -24,6 +24,9 @@ public ref struct CanonicalReader
     /// <summary>True when every byte has been read.</summary>
     public readonly bool End => _reader.End;
 
+    /// <summary>How many bytes were read so far (where a structure followed by other bytes ends).</summary>
+    public readonly long Consumed => _reader.Consumed;
+
     /// <summary>Reads an array header and checks its element count is within [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public int ReadArray(string field, int min, int max)
     {

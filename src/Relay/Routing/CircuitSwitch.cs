@@ -16,7 +16,7 @@ namespace SecureChannels.Relay.Routing;
 internal sealed partial class CircuitSwitch
 {
     /// <summary>The credential attribute whose values are the names a hop may register (§9.3).</summary>
-    public const string NameAttribute = "relay-name";
+    public const string NameAttribute = RelayAddress.NameAttribute;
 
     private readonly RelayOptions _options;
     private readonly TimeProvider _time;
