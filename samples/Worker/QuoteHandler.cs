@@ -47,8 +47,9 @@ public sealed partial class QuoteHandler(ILogger<QuoteHandler> logger) : IAgentC
         }
         catch (SecureChannelException e)
         {
-            // The channel ended with a reason: CredentialRevoked when the authority revoked the peer (the upkeep's
-            // subscription applied the list and the channel re-checked the peer), CredentialExpired, GoingAway, ...
+            // The channel ended with a reason: CredentialRevoked when the authority revoked the peer (the host keeps
+            // the agent subscribed to the authority's revocation lists; the channel re-checked the peer when one
+            // arrived), CredentialExpired, GoingAway, ...
             LogClosed(logger, peer.Identifier, e.Code);
         }
     }

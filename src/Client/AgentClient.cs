@@ -42,6 +42,7 @@ public sealed partial class AgentClient : IAsyncDisposable
     private readonly List<Task> _running = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<AgentChannel, byte> _open = new();
     private readonly Lock _credentialsLock = new();
+    private readonly SemaphoreSlim _presenting = new(1, 1);
     private readonly MessagingSettings _messaging;
     private readonly ILogger _logger;
     private IReadOnlyList<CredentialChain> _credentials;
@@ -332,24 +333,41 @@ public sealed partial class AgentClient : IAsyncDisposable
     /// Presents <paramref name="credentials"/> from now on: in every open channel at once (a CREDENTIAL_UPDATE record,
     /// docs/protocol.md §8.3, so a refreshed credential needs no new handshake) and in channels opened later.
     /// </summary>
-    public async Task UpdateCredentialsAsync(IReadOnlyList<CredentialChain> credentials, CancellationToken cancellationToken = default)
+    public Task UpdateCredentialsAsync(IReadOnlyList<CredentialChain> credentials, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(credentials);
+        return ChangeCredentialsAsync(_ => credentials, cancellationToken);
+    }
+
+    // Changes the credentials atomically (a refresh and an enrollment at once both land), then presents the newest set
+    // in every open channel. Presenting is serialized and always sends the set current at that moment, so a slower,
+    // older change can never be the last one a channel hears.
+    private async Task ChangeCredentialsAsync(Func<IReadOnlyList<CredentialChain>, IReadOnlyList<CredentialChain>> change, CancellationToken cancellationToken)
+    {
         lock (_credentialsLock)
         {
-            _credentials = credentials;
+            _credentials = change(_credentials);
         }
 
-        foreach (var channel in _open.Keys)
+        await _presenting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            try
+            var current = Credentials;
+            foreach (var channel in _open.Keys)
             {
-                await channel.Channel.UpdateCredentialsAsync(credentials, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await channel.Channel.UpdateCredentialsAsync(current, cancellationToken).ConfigureAwait(false);
+                }
+                catch (SecureChannelException)
+                {
+                    // Closed meanwhile: nothing to update.
+                }
             }
-            catch (SecureChannelException)
-            {
-                // Closed meanwhile: nothing to update.
-            }
+        }
+        finally
+        {
+            _presenting.Release();
         }
     }
 
@@ -398,6 +416,64 @@ public sealed partial class AgentClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Keeps this agent in step with its authority until <paramref name="stoppingToken"/> (or the agent's disposal):
+    /// follows its revocation lists (and, when given, its policies), so a revoked peer's open channel closes at once;
+    /// and refreshes the agent's own credential from that authority ahead of its expiry (docs/protocol.md §10.3),
+    /// presenting the new one in every open channel, so no channel has to be re-opened. A long-running agent runs it
+    /// for its whole life; without it, it serves revoked peers and stops working when its credential expires.
+    /// </summary>
+    /// <exception cref="AuthorityException">The authority refused a refresh for good (the credential was revoked or replaced).</exception>
+    public async Task KeepUpWithAuthorityAsync(IPEndPoint endpoint, Identifier authority, PolicyBook? policies = null, CancellationToken stoppingToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, Stopping);
+        var subscribed = CreateAuthoritySubscription(endpoint, authority, policies).RunAsync(stopping.Token);
+        try
+        {
+            // Only a credential the authority issued to this agent directly can be refreshed there; a delegated one is
+            // its delegator's to renew.
+            var own = Credentials.FirstOrDefault(c => c.Credentials.Length == 1 && c.Leaf.Credential.Issuer == authority);
+            if (own is null)
+            {
+                await subscribed.ConfigureAwait(false);
+                return;
+            }
+
+            var refresher = new CredentialRefresher(
+                token => ConnectToAuthorityAsync(endpoint, authority, presentCredentials: false, token),
+                own,
+                new CredentialRefresherOptions { TimeProvider = Options.TimeProvider, Logger = Options.LoggerFactory.CreateLogger<CredentialRefresher>() });
+            refresher.Refreshed += async fresh =>
+            {
+                // In place of the chain it renews, matched by credential id: if the application replaced that chain
+                // itself meanwhile, the refresh is not forced back in.
+                var replaced = own.Leaf.Credential.Id;
+                own = fresh;
+                await ChangeCredentialsAsync(
+                    all => [.. all.Select(c => c.Leaf.Credential.Id.AsSpan().SequenceEqual(replaced) ? fresh : c)],
+                    stopping.Token).ConfigureAwait(false);
+            };
+            await refresher.RunAsync(stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+        finally
+        {
+            await stopping.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await subscribed.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped with the rest.
+            }
+        }
+    }
+
     /// <summary>Enrolls with a one-time ticket in one call: the credential received is presented from then on, and returned.</summary>
     /// <exception cref="AuthorityException">The ticket is unknown, used, expired or foreign, or the authority is unavailable.</exception>
     public async Task<CredentialChain> EnrollAsync(IPEndPoint endpoint, Identifier authority, string ticket, CancellationToken cancellationToken = default)
@@ -406,13 +482,7 @@ public sealed partial class AgentClient : IAsyncDisposable
         await using (client.ConfigureAwait(false))
         {
             var chain = await client.EnrollAsync(ticket, cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<CredentialChain> all;
-            lock (_credentialsLock)
-            {
-                all = [.. _credentials, chain];
-            }
-
-            await UpdateCredentialsAsync(all, cancellationToken).ConfigureAwait(false);
+            await ChangeCredentialsAsync(all => [.. all, chain], cancellationToken).ConfigureAwait(false);
             return chain;
         }
     }

@@ -33,6 +33,31 @@ internal static class HostingTestKit
         return builder.Build();
     }
 
+    /// <summary>
+    /// A host running a worker agent (principal <c>user:worker</c>) on <paramref name="relay"/> under
+    /// <paramref name="policy"/>, served by <typeparamref name="THandler"/>; not started.
+    /// </summary>
+    public static async Task<(IHost Host, Protocol.Identity.AgentIdentity Identity)> BuildWorkerAsync<THandler>(
+        ClientTestKit kit, RelayEndpoint relay, string policy, Action<SecureChannelsClientOptions>? configure = null, Action<IServiceCollection>? services = null)
+        where THandler : class, IAgentChannelHandler
+    {
+        var identity = await kit.CreateIdentityAsync();
+        var credential = await kit.IssueAsync(identity, "user:worker", "role=worker");
+        var host = Build(
+            kit,
+            Configuration(relay, policy),
+            o =>
+            {
+                o.Identity = identity;
+                o.Anchors = kit.Anchors;
+                o.Credentials = [credential];
+                configure?.Invoke(o);
+            },
+            client => client.AddChannelHandler<THandler>(),
+            services);
+        return (host, identity);
+    }
+
     /// <summary>Configuration text for one relay, the names and the policy.</summary>
     public static Dictionary<string, string?> Configuration(RelayEndpoint relay, string policy, params string[] names)
     {

@@ -152,20 +152,8 @@ public sealed class HostingTests
     {
         await using var kit = await ClientTestKit.CreateAsync();
         var relay = await kit.StartRelayAsync();
-        var identity = await kit.CreateIdentityAsync();
-        var credential = await kit.IssueAsync(identity, "user:worker", "role=worker");
         var logs = new CapturingLoggerProvider();
-        var host = HostingTestKit.Build(
-            kit,
-            HostingTestKit.Configuration(relay, Credentialed),
-            o =>
-            {
-                o.Identity = identity;
-                o.Anchors = kit.Anchors;
-                o.Credentials = [credential];
-            },
-            client => client.AddChannelHandler<FailingHandler>(),
-            services => services.AddLogging(logging => logging.AddProvider(logs)));
+        var (host, identity) = await HostingTestKit.BuildWorkerAsync<FailingHandler>(kit, relay, Credentialed, services: services => services.AddLogging(logging => logging.AddProvider(logs)));
         try
         {
             await host.StartAsync().WaitAsync(ClientTestKit.Guard);
@@ -193,18 +181,7 @@ public sealed class HostingTests
     {
         await using var kit = await ClientTestKit.CreateAsync();
         var relay = await kit.StartRelayAsync();
-        var identity = await kit.CreateIdentityAsync();
-        var credential = await kit.IssueAsync(identity, "user:worker", "role=worker");
-        var host = HostingTestKit.Build(
-            kit,
-            HostingTestKit.Configuration(relay, Credentialed),
-            o =>
-            {
-                o.Identity = identity;
-                o.Anchors = kit.Anchors;
-                o.Credentials = [credential];
-            },
-            client => client.AddChannelHandler<OneShotHandler>());
+        var (host, identity) = await HostingTestKit.BuildWorkerAsync<OneShotHandler>(kit, relay, Credentialed);
         try
         {
             await host.StartAsync().WaitAsync(ClientTestKit.Guard);
@@ -232,18 +209,7 @@ public sealed class HostingTests
     {
         await using var kit = await ClientTestKit.CreateAsync();
         var relay = await kit.StartRelayAsync();
-        var identity = await kit.CreateIdentityAsync();
-        var credential = await kit.IssueAsync(identity, "user:worker", "role=worker");
-        var host = HostingTestKit.Build(
-            kit,
-            HostingTestKit.Configuration(relay, Credentialed),
-            o =>
-            {
-                o.Identity = identity;
-                o.Anchors = kit.Anchors;
-                o.Credentials = [credential];
-            },
-            client => client.AddChannelHandler<EchoHandler>());
+        var (host, identity) = await HostingTestKit.BuildWorkerAsync<EchoHandler>(kit, relay, Credentialed);
         var factory = host.Services.GetRequiredService<IMeterFactory>();
         var measurements = new ConcurrentDictionary<string, long>();
         using var meters = new MeterListener();
@@ -308,6 +274,9 @@ public sealed class HostingTests
     [InlineData("backoff", "SecureChannels:Client:MaxReconnectBackoff 00:00:01")]
     [InlineData("concurrency", "SecureChannels:Client:MaxConcurrentChannels 0")]
     [InlineData("identity", "SecureChannels:Client:Identity is required")]
+    [InlineData("authority", "SecureChannels:Client:Authority:EndPoint 'authority.example:7400'")]
+    [InlineData("ticket-without-authority", "SecureChannels:Client:EnrollmentTicket is set but SecureChannels:Client:Authority is not")]
+    [InlineData("bad-ticket", "SecureChannels:Client:EnrollmentTicket is not an enrollment ticket")]
     public async Task Invalid_options_fail_the_host_start_naming_the_problem(string broken, string expected)
     {
         await using var kit = await ClientTestKit.CreateAsync();
@@ -339,6 +308,18 @@ public sealed class HostingTests
             case "concurrency":
                 configuration[$"{section}:MaxConcurrentChannels"] = "0";
                 break;
+            case "authority":
+                configuration[$"{section}:Authority:EndPoint"] = "authority.example:7400";
+                configuration[$"{section}:Authority:Identifier"] = relayIdentifier.ToString();
+                break;
+            case "ticket-without-authority":
+                configuration[$"{section}:EnrollmentTicket"] = Protocol.Authority.EnrollmentTicket.Create(relayIdentifier).Reveal();
+                break;
+            case "bad-ticket":
+                configuration[$"{section}:Authority:EndPoint"] = "127.0.0.1:7400";
+                configuration[$"{section}:Authority:Identifier"] = relayIdentifier.ToString();
+                configuration[$"{section}:EnrollmentTicket"] = "sct1_secret-but-malformed";
+                break;
         }
 
         var host = HostingTestKit.Build(
@@ -355,6 +336,7 @@ public sealed class HostingTests
             var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync().WaitAsync(ClientTestKit.Guard));
             var only = Assert.Single(failure.Failures);
             Assert.StartsWith(expected, only, StringComparison.Ordinal);
+            Assert.DoesNotContain("secret-but-malformed", only, StringComparison.Ordinal);
             Assert.Equal(typeof(SecureChannelsClientOptions), failure.OptionsType);
         }
         finally
@@ -375,21 +357,7 @@ public sealed class HostingTests
 
     private static async Task<(IHost Host, AgentClient Agent)> StartGatedHostAsync(ClientTestKit kit, RelayEndpoint relay, HandlerProbe probe, int maxConcurrentChannels)
     {
-        var identity = await kit.CreateIdentityAsync();
-        var credential = await kit.IssueAsync(identity, "user:worker", "role=worker");
-        var configuration = HostingTestKit.Configuration(relay, Credentialed);
-        configuration[$"{HostingTestKit.Section}:MaxConcurrentChannels"] = maxConcurrentChannels.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var host = HostingTestKit.Build(
-            kit,
-            configuration,
-            o =>
-            {
-                o.Identity = identity;
-                o.Anchors = kit.Anchors;
-                o.Credentials = [credential];
-            },
-            client => client.AddChannelHandler<GatedHandler>(),
-            services => services.AddSingleton(probe));
+        var (host, identity) = await HostingTestKit.BuildWorkerAsync<GatedHandler>(kit, relay, Credentialed, o => o.MaxConcurrentChannels = maxConcurrentChannels, services => services.AddSingleton(probe));
         try
         {
             await host.StartAsync().WaitAsync(ClientTestKit.Guard);

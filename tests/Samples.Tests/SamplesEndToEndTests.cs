@@ -9,6 +9,7 @@ using Samples.Orchestrator;
 using Samples.Worker;
 using SecureChannels.Authority.Hosting;
 using SecureChannels.Authority.Issuance;
+using SecureChannels.Client;
 using SecureChannels.Protocol.Authority;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Credentials;
@@ -27,6 +28,9 @@ namespace SecureChannels.Samples.Tests;
 /// </summary>
 public sealed class SamplesEndToEndTests
 {
+    /// <summary>Where the library's hosted service logs the enrollment (event 90) and a refresh refused for good (91).</summary>
+    private const string HostedServiceCategory = "SecureChannels.Client.Hosting.AgentClientHostedService";
+
     /// <summary>The safety net for awaits that would hang on a bug; never a timing assumption.</summary>
     private static readonly TimeSpan Guard = TimeSpan.FromSeconds(30);
 
@@ -52,8 +56,13 @@ public sealed class SamplesEndToEndTests
             ct);
         await using (workerHost as IAsyncDisposable)
         {
-            // Started: the hop is up and 'worker' registered at the relay (the start waits for the first hop).
+            // Started: the ticket redeemed at the authority, then the hop up and 'worker' registered at the relay (the
+            // start waits for the first hop, which needs the credential).
             await workerHost.StartAsync(ct);
+            var workerAgent = workerHost.Services.GetRequiredService<AgentClient>();
+            Assert.Contains(workerLog.Entries, e => e.Category == HostedServiceCategory && e.EventId == 90 && e.Message.Contains("Enrolled at the authority: acting for system:worker", StringComparison.Ordinal));
+            var workerCredential = Assert.Single(workerAgent.Credentials).Leaf.Credential;
+            Assert.Equal("system:worker", workerCredential.Principal.ToString());
 
             var configuration = new ConfigurationBuilder()
                 .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "samples", "Orchestrator", "appsettings.json"), optional: false)
@@ -75,9 +84,12 @@ public sealed class SamplesEndToEndTests
             Assert.Contains("approved for user:alice", printed, StringComparison.Ordinal);
             Assert.Contains("chain length 1, attributes relay-name=worker", printed, StringComparison.Ordinal);
 
-            // The worker's side: it saw the sub-agent as delegated by alice's orchestrator, and closed on the revocation.
+            // The worker's side: it saw the sub-agent as delegated by alice's orchestrator, and closed on the revocation,
+            // which reached it through the subscription the host keeps up (SecureChannels:Client:Authority).
             await workerLog.WhenLoggedAsync(m => m.Contains("closed: CredentialRevoked", StringComparison.Ordinal)).WaitAsync(ct);
             Assert.Contains(workerLog.Messages, m => m.Contains("acts for user:alice, chain length 2, attributes tool=quotes", StringComparison.Ordinal));
+            Assert.True(workerAgent.Options.Revocations.Find(world.Authority.Identifier)?.List.Sequence >= 1, "the worker holds the authority's revocation list");
+            Assert.DoesNotContain(workerLog.Entries, e => e.Level >= LogLevel.Error);
 
             // Tickets are secrets: in nothing either sample printed or logged.
             foreach (var text in workerLog.Messages.Append(printed))
@@ -88,6 +100,50 @@ public sealed class SamplesEndToEndTests
 
             await workerHost.StopAsync(ct);
         }
+    }
+
+    [Fact]
+    public async Task A_worker_whose_ticket_grants_no_name_or_was_used_says_why_and_never_prints_the_ticket()
+    {
+        using var deadline = new CancellationTokenSource(Guard);
+        var ct = deadline.Token;
+        await using var world = await World.StartAsync(ct);
+
+        // Redeemed (the authority knows nothing else of what it grants until then), but relay-name=worker is missing:
+        // the relay refuses to register the name, and the worker says which attribute the ticket needs.
+        var nameless = await world.CreateTicketAsync("system:worker", ["tool=quotes"], maxDepth: 0, ct);
+        var (exitCode, error, logged) = await RunWorkerAsync(world, nameless, ct);
+        Assert.True(exitCode == 2, error);
+        Assert.Contains("--attr relay-name=worker", error, StringComparison.Ordinal);
+
+        // The same ticket again: it worked once, so the authority refuses it, before any hop.
+        var (againCode, againError, againLogged) = await RunWorkerAsync(world, nameless, ct);
+        Assert.True(againCode == 1, againError);
+        Assert.StartsWith("error: enrolling at the authority:", againError, StringComparison.Ordinal);
+
+        foreach (var text in logged.Concat(againLogged).Append(error).Append(againError))
+        {
+            Assert.DoesNotContain(nameless, text, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>The worker's whole run (<see cref="WorkerAgent.RunAsync(string[], Action{HostApplicationBuilder}?, TextWriter, CancellationToken)"/>) for a run that is expected not to start.</summary>
+    private static async Task<(int ExitCode, string Error, IReadOnlyList<string> Logged)> RunWorkerAsync(World world, string ticket, CancellationToken ct)
+    {
+        var log = new CapturingLoggerProvider();
+        using var error = new StringWriter();
+        var exitCode = await WorkerAgent.RunAsync(
+            [],
+            builder =>
+            {
+                builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "samples", "Worker", "appsettings.json"), optional: false);
+                builder.Configuration.AddInMemoryCollection(world.Settings(ticket));
+                builder.Logging.ClearProviders();
+                builder.Logging.AddProvider(log);
+            },
+            error,
+            ct);
+        return (exitCode, error.ToString(), [.. log.Messages]);
     }
 
     [Fact]
@@ -233,20 +289,23 @@ public sealed class SamplesEndToEndTests
         }
     }
 
-    /// <summary>Keeps every formatted log message, and lets a test wait for one.</summary>
+    /// <summary>Keeps every log entry (its category, event, level and formatted message), and lets a test wait for one.</summary>
     private sealed class CapturingLoggerProvider : ILoggerProvider
     {
-        private readonly ConcurrentQueue<string> _messages = new();
+        private readonly ConcurrentQueue<LogEntry> _entries = new();
         private readonly List<(Func<string, bool> Match, TaskCompletionSource Seen)> _waiters = [];
         private readonly Lock _lock = new();
 
-        public IEnumerable<string> Messages => _messages;
+        public IEnumerable<LogEntry> Entries => _entries;
+
+        /// <summary>Each entry's message, with its exception's text when it had one: whatever a log sink would keep.</summary>
+        public IEnumerable<string> Messages => _entries.Select(e => e.Message);
 
         public Task WhenLoggedAsync(Func<string, bool> match)
         {
             lock (_lock)
             {
-                if (_messages.Any(match))
+                if (Messages.Any(match))
                 {
                     return Task.CompletedTask;
                 }
@@ -257,18 +316,18 @@ public sealed class SamplesEndToEndTests
             }
         }
 
-        public ILogger CreateLogger(string categoryName) => new Logger(this);
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
         public void Dispose()
         {
         }
 
-        private void Add(string message)
+        private void Add(LogEntry entry)
         {
             lock (_lock)
             {
-                _messages.Enqueue(message);
-                foreach (var waiter in _waiters.Where(w => w.Match(message)).ToList())
+                _entries.Enqueue(entry);
+                foreach (var waiter in _waiters.Where(w => w.Match(entry.Message)).ToList())
                 {
                     waiter.Seen.TrySetResult();
                     _waiters.Remove(waiter);
@@ -276,7 +335,7 @@ public sealed class SamplesEndToEndTests
             }
         }
 
-        private sealed class Logger(CapturingLoggerProvider provider) : ILogger
+        private sealed class Logger(CapturingLoggerProvider provider, string category) : ILogger
         {
             public IDisposable? BeginScope<TState>(TState state)
                 where TState : notnull => null;
@@ -284,7 +343,9 @@ public sealed class SamplesEndToEndTests
             public bool IsEnabled(LogLevel logLevel) => true;
 
             public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                provider.Add(formatter(state, exception));
+                provider.Add(new LogEntry(category, eventId.Id, logLevel, exception is null ? formatter(state, exception) : $"{formatter(state, exception)} {exception}"));
         }
     }
+
+    private sealed record LogEntry(string Category, int EventId, LogLevel Level, string Message);
 }

@@ -20,7 +20,7 @@ public sealed class SecureChannelsClientOptions
     public const string Section = "SecureChannels:Client";
 
     /// <summary>The relays the agent keeps hops to.</summary>
-    public IList<RelayEndpointOptions> Relays { get; } = [];
+    public IList<PinnedEndpointOptions> Relays { get; } = [];
 
     /// <summary>Names to register at the relays (each granted by a credential's <c>relay-name</c> attribute).</summary>
     public IList<string> Names { get; } = [];
@@ -49,6 +49,20 @@ public sealed class SecureChannelsClientOptions
     /// without bound. Defaults to 64.
     /// </summary>
     public int MaxConcurrentChannels { get; set; } = 64;
+
+    /// <summary>
+    /// The authority the agent keeps in step with while the host runs (<see cref="AgentClient.KeepUpWithAuthorityAsync"/>):
+    /// its revocation lists, and the refresh of the agent's own credential. Null: none (revocations and expiry are then
+    /// the application's business).
+    /// </summary>
+    public PinnedEndpointOptions? Authority { get; set; }
+
+    /// <summary>
+    /// A one-time enrollment ticket (<c>sct1_…</c>) to redeem at <see cref="Authority"/> when the host starts, before
+    /// the hops: the credential received is what the agent presents. Keep it out of files (an environment variable or
+    /// a secret store); it is never logged. Ignored when <see cref="Credentials"/> already holds a credential.
+    /// </summary>
+    public string? EnrollmentTicket { get; set; }
 
     /// <summary>The agent's identity (code only: it holds the signer). Required.</summary>
     public AgentIdentity? Identity { get; set; }
@@ -82,14 +96,16 @@ public sealed class SecureChannelsClientOptions
     };
 }
 
-/// <summary>A relay in configuration: <c>{ "EndPoint": "127.0.0.1:7300", "Identifier": "I…" }</c>.</summary>
-public sealed class RelayEndpointOptions
+/// <summary>A relay or an authority in configuration: <c>{ "EndPoint": "127.0.0.1:7300", "Identifier": "I…" }</c>.</summary>
+public sealed class PinnedEndpointOptions
 {
-    /// <summary>The relay's hop endpoint, an IP address and port such as <c>127.0.0.1:7300</c> or <c>[::1]:7300</c>.</summary>
+    /// <summary>Its endpoint, an IP address and port such as <c>127.0.0.1:7300</c> or <c>[::1]:7300</c>.</summary>
     public string EndPoint { get; set; } = "";
 
-    /// <summary>The relay's identifier (<c>I</c> followed by 64 hex digits), pinned in the hop handshake.</summary>
+    /// <summary>Its identifier (<c>I</c> followed by 64 hex digits), pinned in the handshake.</summary>
     public string Identifier { get; set; } = "";
 
     internal RelayEndpoint ToRelayEndpoint() => new(IPEndPoint.Parse(EndPoint), Protocol.Identity.Identifier.Parse(Identifier));
+
+    internal (IPEndPoint EndPoint, Identifier Identifier) Parse() => (IPEndPoint.Parse(EndPoint), Protocol.Identity.Identifier.Parse(Identifier));
 }

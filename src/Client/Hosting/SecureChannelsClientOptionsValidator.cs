@@ -55,6 +55,33 @@ internal sealed class SecureChannelsClientOptionsValidator(string prefix) : IVal
             }
         }
 
+        if (options.Authority is { } authority)
+        {
+            if (!IPEndPoint.TryParse(authority.EndPoint ?? "", out var endPoint) || endPoint.Port == 0)
+            {
+                failures.Add($"{prefix}:Authority:EndPoint '{authority.EndPoint}' is not an IP endpoint with a port, such as 127.0.0.1:7400.");
+            }
+
+            if (!Identifier.TryParse(authority.Identifier, out _))
+            {
+                failures.Add($"{prefix}:Authority:Identifier '{authority.Identifier}' is not an authority identifier ('I' followed by 64 lowercase hex digits).");
+            }
+        }
+
+        // The ticket itself is never quoted: it is a secret until redeemed.
+        if (!string.IsNullOrEmpty(options.EnrollmentTicket))
+        {
+            if (options.Authority is null)
+            {
+                failures.Add($"{prefix}:EnrollmentTicket is set but {prefix}:Authority is not: a ticket is redeemed at an authority.");
+            }
+
+            if (!Protocol.Authority.EnrollmentTicket.TryParse(options.EnrollmentTicket, out _))
+            {
+                failures.Add($"{prefix}:EnrollmentTicket is not an enrollment ticket (sct1_ followed by its base64url body).");
+            }
+        }
+
         if (options.Names.Count > RelayLimits.MaxNamesInHello)
         {
             failures.Add($"{prefix}:Names has {options.Names.Count} names; at most {RelayLimits.MaxNamesInHello} may be registered.");

@@ -29,7 +29,9 @@ public static class ServiceCollectionExtensions
     /// <see cref="TimeProvider"/> (<see cref="TimeProvider.System"/> unless one is registered). The options are
     /// validated when the host starts (an <see cref="OptionsValidationException"/> names what is wrong); the client's
     /// hops start with the host (its start waits until each relay was tried once, and fails, failing the host's start,
-    /// when none of them could be joined: a misconfigured agent says so at once) and the client is disposed when
+    /// when none of them could be joined: a misconfigured agent says so at once), after the enrollment ticket is
+    /// redeemed when one is configured; with an <see cref="SecureChannelsClientOptions.Authority"/>, the agent keeps
+    /// in step with it (<see cref="AgentClient.KeepUpWithAuthorityAsync"/>) while the host runs; and the client is disposed when
     /// the host stops. Dispose the service provider asynchronously (a host does): the client is only
     /// <see cref="IAsyncDisposable"/>.
     /// </summary>

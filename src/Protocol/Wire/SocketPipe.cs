@@ -27,8 +27,8 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
     public PipeWriter Output { get; }
 
     /// <summary>Connects to <paramref name="endpoint"/> within <paramref name="timeout"/> (on <paramref name="time"/>'s clock), Nagle off.</summary>
-    /// <exception cref="SocketException">The connection was refused or failed.</exception>
-    /// <exception cref="OperationCanceledException">The timeout passed or <paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="SocketException">The connection was refused or failed, or the timeout passed (<see cref="SocketError.TimedOut"/>).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public static async Task<SocketPipe> ConnectAsync(IPEndPoint endpoint, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -37,7 +37,17 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         {
             using var deadline = new CancellationTokenSource(timeout, time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
-            await socket.ConnectAsync(endpoint, linked.Token).ConfigureAwait(false);
+            try
+            {
+                await socket.ConnectAsync(endpoint, linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                // A peer that never answers is a failed connection, as the operating system reports it, not a
+                // cancellation: callers that retry failed connections must retry this one too.
+                throw new SocketException((int)SocketError.TimedOut);
+            }
+
             return new SocketPipe(socket);
         }
         catch
