@@ -172,12 +172,8 @@ public sealed partial class AgentChannel : IAsyncDisposable
         // The channel's last messages and its CLOSE may still wait in the channel's output and then in the circuit
         // for credit; disposing either now would overtake them, and a message sent just before disposal would be
         // lost. A peer that stopped reading cannot hold the disposal longer than the linger.
-        if (!_channel.Completion.IsCompleted)
-        {
-            await LingerAsync(_channel.AbortAsync(ChannelErrorCode.GoingAway, "The channel was disposed."), _settings.Time).ConfigureAwait(false);
-        }
-
-        await LingerAsync(_circuit.Sent, _settings.Time).ConfigureAwait(false);
+        var closing = _channel.Completion.IsCompleted ? Task.CompletedTask : _channel.AbortAsync(ChannelErrorCode.GoingAway, "The channel was disposed.");
+        await LingerAsync(Both(closing, _circuit), _settings.Time).ConfigureAwait(false);
         await _channel.DisposeAsync().ConfigureAwait(false);
 
         await _receiveLoop.ConfigureAwait(false);
@@ -344,8 +340,10 @@ public sealed partial class AgentChannel : IAsyncDisposable
                     // Not awaited: the CLOSE may wait behind output a hostile peer never takes, and this loop must
                     // still fail the requests and end the queue now. AbortAsync's task never faults.
                     _ = _channel.AbortAsync(ChannelErrorCode.ProtocolError, reason);
-                    failure = new SecureChannelException(ChannelErrorCode.ProtocolError, reason);
-                    ended = new ChannelCloseInfo(ChannelErrorCode.ProtocolError, FromPeer: false, reason);
+
+                    // The channel's own account (set as it terminated): had it ended already, that end stands.
+                    ended = await _channel.Completion.ConfigureAwait(false);
+                    failure = new SecureChannelException(ended.Code, ended.Reason, ended.FromPeer);
                     break;
                 }
 
@@ -393,6 +391,13 @@ public sealed partial class AgentChannel : IAsyncDisposable
             _requests.Close(ended);
             _inbox.Writer.TryComplete(failure);
         }
+    }
+
+    /// <summary>The CLOSE handed to the circuit, then the circuit's last bytes sent: one wait, so one linger.</summary>
+    internal static async Task Both(Task closing, Circuit circuit)
+    {
+        await closing.ConfigureAwait(false);
+        await circuit.Sent.ConfigureAwait(false);
     }
 
     /// <summary>Waits for what is being sent to leave, at most <see cref="DisposeLinger"/>.</summary>

@@ -31,6 +31,9 @@ public sealed partial class AgentClient : IAsyncDisposable
     // (LimitExceeded), so a burst of opens never grows memory without bound.
     private const int MaxPendingIncoming = 64;
 
+    // How long presenting new credentials may wait for one channel whose peer does not read.
+    private static readonly TimeSpan CredentialUpdateTimeout = TimeSpan.FromSeconds(10);
+
     // How long a refused circuit stays open for the opener to read the refusal before it is reset.
     private static readonly TimeSpan RefusalGrace = TimeSpan.FromSeconds(5);
 
@@ -105,6 +108,8 @@ public sealed partial class AgentClient : IAsyncDisposable
     /// <summary>Cancelled when the agent starts to stop: what runs on its behalf stops with it.</summary>
     internal CancellationToken Stopping { get; }
 
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
     /// <summary>
     /// Starts keeping hops to every relay, and completes once each relay was tried once. It throws when none of them
     /// could be joined, with why (one relay: its error; several: an <see cref="AggregateException"/>); the hops are
@@ -170,8 +175,7 @@ public sealed partial class AgentClient : IAsyncDisposable
                 if (!Holds(channel.Peer, address))
                 {
                     // The CLOSE goes out before the circuit's reset (below) could overtake it, so the peer learns why.
-                    await AgentChannel.LingerAsync(channel.AbortAsync(ChannelErrorCode.AccessDenied, $"The peer reached at '{address}' does not hold that address."), Options.TimeProvider).ConfigureAwait(false);
-                    await AgentChannel.LingerAsync(circuit.Sent, Options.TimeProvider).ConfigureAwait(false);
+                    await AgentChannel.LingerAsync(AgentChannel.Both(channel.AbortAsync(ChannelErrorCode.AccessDenied, $"The peer reached at '{address}' does not hold that address."), circuit), Options.TimeProvider).ConfigureAwait(false);
                     await channel.DisposeAsync().ConfigureAwait(false);
                     throw new SecureChannelException(ChannelErrorCode.AccessDenied, $"The peer reached at '{address}' ({channel.Peer.Identifier}) does not hold that address: the relay routed the circuit elsewhere.");
                 }
@@ -258,6 +262,11 @@ public sealed partial class AgentClient : IAsyncDisposable
                 // The target itself refusing is an answer; anything else may be this relay's, not the address's.
                 last = e;
             }
+            catch (ObjectDisposedException) when (Volatile.Read(ref _disposed) == 0)
+            {
+                // The hop ended as it was picked: the same as a relay that could not route.
+                last = new RelayException(RelayErrorCode.PeerGone, $"The hop to relay {next.Relay.Identifier} ended.");
+            }
         }
     }
 
@@ -333,15 +342,27 @@ public sealed partial class AgentClient : IAsyncDisposable
     /// Presents <paramref name="credentials"/> from now on: in every open channel at once (a CREDENTIAL_UPDATE record,
     /// docs/protocol.md §8.3, so a refreshed credential needs no new handshake) and in channels opened later.
     /// </summary>
+    /// <exception cref="ArgumentException">A chain is not about this agent; nothing was changed.</exception>
     public Task UpdateCredentialsAsync(IReadOnlyList<CredentialChain> credentials, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(credentials);
+        foreach (var chain in credentials)
+        {
+            // Checked before anything changes: a set the peers would refuse must not become what every handshake presents.
+            ArgumentNullException.ThrowIfNull(chain, nameof(credentials));
+            if (chain.Leaf.Credential.Subject != Identifier)
+            {
+                throw new ArgumentException($"A credential chain is about {chain.Leaf.Credential.Subject}, not this agent ({Identifier}).", nameof(credentials));
+            }
+        }
+
         return ChangeCredentialsAsync(_ => credentials, cancellationToken);
     }
 
     // Changes the credentials atomically (a refresh and an enrollment at once both land), then presents the newest set
-    // in every open channel. Presenting is serialized and always sends the set current at that moment, so a slower,
-    // older change can never be the last one a channel hears.
+    // in every open channel, all at once and each for at most CredentialUpdateTimeout: a peer that stopped reading holds
+    // up neither the others nor the caller (its channel ends when the old credentials expire). Presenting is
+    // serialized and always sends the set current at that moment, so an older change is never the last one heard.
     private async Task ChangeCredentialsAsync(Func<IReadOnlyList<CredentialChain>, IReadOnlyList<CredentialChain>> change, CancellationToken cancellationToken)
     {
         lock (_credentialsLock)
@@ -349,19 +370,26 @@ public sealed partial class AgentClient : IAsyncDisposable
             _credentials = change(_credentials);
         }
 
+        await PresentAsync(_open.Keys, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task PresentAsync(IEnumerable<AgentChannel> channels, CancellationToken cancellationToken)
+    {
         await _presenting.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var current = Credentials;
-            foreach (var channel in _open.Keys)
+            await Task.WhenAll(channels.Select(PresentOneAsync)).ConfigureAwait(false);
+
+            async Task PresentOneAsync(AgentChannel channel)
             {
                 try
                 {
-                    await channel.Channel.UpdateCredentialsAsync(current, cancellationToken).ConfigureAwait(false);
+                    await channel.Channel.UpdateCredentialsAsync(current, cancellationToken).AsTask().WaitAsync(CredentialUpdateTimeout, Options.TimeProvider, cancellationToken).ConfigureAwait(false);
                 }
-                catch (SecureChannelException)
+                catch (Exception e) when (e is SecureChannelException or TimeoutException)
                 {
-                    // Closed meanwhile: nothing to update.
+                    // Closed meanwhile (nothing to update), or a peer that reads nothing (it keeps the old set).
                 }
             }
         }
@@ -423,7 +451,7 @@ public sealed partial class AgentClient : IAsyncDisposable
     /// presenting the new one in every open channel, so no channel has to be re-opened. A long-running agent runs it
     /// for its whole life; without it, it serves revoked peers and stops working when its credential expires.
     /// </summary>
-    /// <exception cref="AuthorityException">The authority refused a refresh for good (the credential was revoked or replaced).</exception>
+    /// <exception cref="AuthorityException">The authority refused a refresh for good (the credential was revoked or replaced), or was unreachable until the credential expired; following revocations stops with it.</exception>
     public async Task KeepUpWithAuthorityAsync(IPEndPoint endpoint, Identifier authority, PolicyBook? policies = null, CancellationToken stoppingToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -476,6 +504,8 @@ public sealed partial class AgentClient : IAsyncDisposable
 
     /// <summary>Enrolls with a one-time ticket in one call: the credential received is presented from then on, and returned.</summary>
     /// <exception cref="AuthorityException">The ticket is unknown, used, expired or foreign, or the authority is unavailable.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">The authority could not be reached (refused, or no answer in 10 s).</exception>
+    /// <exception cref="SecureChannelException">The authority did not prove the pinned identity, or the channel to it failed.</exception>
     public async Task<CredentialChain> EnrollAsync(IPEndPoint endpoint, Identifier authority, string ticket, CancellationToken cancellationToken = default)
     {
         var client = await ConnectToAuthorityAsync(endpoint, authority, presentCredentials: false, cancellationToken).ConfigureAwait(false);
@@ -530,9 +560,9 @@ public sealed partial class AgentClient : IAsyncDisposable
             TaskScheduler.Default);
         try
         {
-            if (Credentials is var now && !ReferenceEquals(now, presented))
+            if (!ReferenceEquals(Credentials, presented))
             {
-                await channel.Channel.UpdateCredentialsAsync(now, cancellationToken).ConfigureAwait(false);
+                await PresentAsync([channel], cancellationToken).ConfigureAwait(false);
             }
         }
         catch

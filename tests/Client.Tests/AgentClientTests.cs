@@ -99,6 +99,13 @@ public sealed class AgentClientTests
 
         Assert.Equal(first + TimeSpan.FromSeconds(40), accepted.Peer.NotAfter);
         Assert.Single(alice.Credentials);
+
+        // Someone else's credential is refused before anything changes: the channels and later handshakes keep the set.
+        var before = alice.Credentials;
+        var foreign = await kit.IssueAsync(bob.Options.Identity, "user:alice", "role=orchestrator");
+        await Assert.ThrowsAsync<ArgumentException>(() => alice.UpdateCredentialsAsync([foreign]));
+        Assert.Same(before, alice.Credentials);
+        await ClientTestKit.AssertCarriesAsync(opened, accepted);
     }
 
     [Fact]

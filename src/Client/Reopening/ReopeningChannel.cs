@@ -153,9 +153,11 @@ public sealed partial class ReopeningChannel : IAsyncDisposable
             AgentChannel channel;
             try
             {
-                channel = await ReadyAsync(broken, cancellationToken).WaitAsync(Remaining(), time, cancellationToken).ConfigureAwait(false);
+                using var deadline = new CancellationTokenSource(Remaining() > TimeSpan.Zero ? Remaining() : TimeSpan.Zero, time);
+                using var waiting = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
+                channel = await ReadyAsync(broken, waiting.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is TimeoutException or ArgumentOutOfRangeException)
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 throw new AgentRequestException(RequestFailure.TimedOut, $"The channel was not re-opened within the request's {limit}.");
             }
@@ -191,7 +193,7 @@ public sealed partial class ReopeningChannel : IAsyncDisposable
     {
         while (true)
         {
-            AgentChannel reading;
+            AgentChannel? reading;
             lock (_lock)
             {
                 reading = _channels[0];
@@ -216,6 +218,13 @@ public sealed partial class ReopeningChannel : IAsyncDisposable
                 Task changed;
                 lock (_lock)
                 {
+                    if (!ReferenceEquals(_channels[0], reading))
+                    {
+                        // Another reader moved on already (and releases what it read).
+                        reading = null;
+                        break;
+                    }
+
                     if (_channels.Count > 1)
                     {
                         _channels.RemoveAt(0);
@@ -234,7 +243,10 @@ public sealed partial class ReopeningChannel : IAsyncDisposable
                 await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            await reading.DisposeAsync().ConfigureAwait(false);
+            if (reading is not null)
+            {
+                await reading.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 
@@ -243,6 +255,7 @@ public sealed partial class ReopeningChannel : IAsyncDisposable
     {
         var channel = Current;
         Finish(new ChannelCloseInfo(ChannelErrorCode.Normal, FromPeer: false, "The channel was closed."));
+        await _disposing.CancelAsync().ConfigureAwait(false); // no re-open after a close
         if (channel is not null)
         {
             await channel.CloseAsync(cancellationToken).ConfigureAwait(false);
@@ -406,7 +419,7 @@ public sealed partial class ReopeningChannel : IAsyncDisposable
                         Finish(new ChannelCloseInfo(e.Code, e.FromPeer, e.Message));
                         return;
                     }
-                    catch (ObjectDisposedException)
+                    catch (ObjectDisposedException) when (_client.IsDisposed)
                     {
                         Finish(new ChannelCloseInfo(ChannelErrorCode.GoingAway, FromPeer: false, "The agent was disposed."));
                         return;
