@@ -55,7 +55,10 @@ public sealed class AgentClientOptions
     /// How typed messages are serialized. Defaults to MessagePack's standard resolvers with
     /// <see cref="MessagePackSecurity.UntrustedData"/>: even an authenticated peer is not trusted to send well-formed objects.
     /// </summary>
-    public MessagePackSerializerOptions SerializerOptions { get; init; } = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+    public MessagePackSerializerOptions SerializerOptions { get; init; } = DefaultSerializerOptions;
+
+    /// <summary>MessagePack's standard resolvers with <see cref="MessagePackSecurity.UntrustedData"/>: the default of <see cref="SerializerOptions"/>.</summary>
+    public static MessagePackSerializerOptions DefaultSerializerOptions { get; } = MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 
     /// <summary>Where the client's meter (<c>SecureChannels.Client</c>) is created; null: a meter of its own.</summary>
     public IMeterFactory? MeterFactory { get; init; }

@@ -346,6 +346,35 @@ public sealed class HostingTests
     }
 
     [Fact]
+    public async Task Audit_events_set_in_code_reach_the_application_for_a_served_channel()
+    {
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relay = await kit.StartRelayAsync();
+        var opened = new TaskCompletionSource<Protocol.Channel.ChannelEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var (host, identity) = await HostingTestKit.BuildWorkerAsync<EchoHandler>(kit, relay, Credentialed, o => o.Events = e =>
+        {
+            if (e.Kind == Protocol.Channel.ChannelEventKind.Opened)
+            {
+                opened.TrySetResult(e);
+            }
+        });
+        try
+        {
+            await host.StartAsync().WaitAsync(ClientTestKit.Guard);
+            var alice = await kit.StartAgentAsync(relay, "user:alice", ["role=orchestrator"], Credentialed);
+            await using var channel = await alice.OpenChannelAsync(identity.Identifier.ToString()).WaitAsync(ClientTestKit.Guard);
+            await HostingTestKit.AssertEchoesAsync(channel);
+            var audit = await opened.Task.WaitAsync(ClientTestKit.Guard);
+            Assert.Equal(alice.Identifier, audit.PeerIdentifier);
+            Assert.Equal("user:alice", audit.Principal);
+        }
+        finally
+        {
+            await HostingTestKit.DisposeHostAsync(host);
+        }
+    }
+
+    [Fact]
     public void A_second_handler_type_is_refused_and_the_same_one_twice_is_added_once()
     {
         var services = new ServiceCollection();

@@ -76,6 +76,12 @@ public sealed class SecureChannelsClientOptions
     /// <summary>The revocation lists the agent honours (code only); null: a registry of its own, reachable as <see cref="AgentClientOptions.Revocations"/>.</summary>
     public RevocationRegistry? Revocations { get; set; }
 
+    /// <summary>How typed messages are serialized (code only); null: <see cref="AgentClientOptions.SerializerOptions"/>'s default, MessagePack's standard resolvers with <c>UntrustedData</c>.</summary>
+    public MessagePack.MessagePackSerializerOptions? SerializerOptions { get; set; }
+
+    /// <summary>The audit events of the agent's channels (code only; see <see cref="AgentClientOptions.Events"/>).</summary>
+    public Action<Protocol.Channel.ChannelEvent>? Events { get; set; }
+
     /// <summary>The client's options from these, which must be valid (the host validates them at start).</summary>
     internal AgentClientOptions ToAgentClientOptions(ILoggerFactory loggerFactory, TimeProvider timeProvider, IMeterFactory? meterFactory) => new()
     {
@@ -90,6 +96,8 @@ public sealed class SecureChannelsClientOptions
         FirstReconnectBackoff = FirstReconnectBackoff,
         MaxReconnectBackoff = MaxReconnectBackoff,
         DefaultRequestTimeout = DefaultRequestTimeout,
+        SerializerOptions = SerializerOptions ?? AgentClientOptions.DefaultSerializerOptions,
+        Events = Events,
         LoggerFactory = loggerFactory,
         TimeProvider = timeProvider,
         MeterFactory = meterFactory,

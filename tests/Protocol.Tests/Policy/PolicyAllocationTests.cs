@@ -38,8 +38,11 @@ public sealed class PolicyAllocationTests
             allows += (int)policy.Evaluate(input);
         }
 
+        // Less than a byte per evaluation: one allocating evaluation would cost at least 24 B each, 2.4 MB in all. A
+        // few kilobytes once in a while are the runtime's own (tiered re-compilation landing on this thread mid-loop,
+        // seen on CI), not the evaluator's.
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.True(allocated < MeasuredEvaluations, $"{allocated} bytes allocated over {MeasuredEvaluations} evaluations.");
 
         // Every policy here allows this input; the count also keeps the loop from being optimised away.
         Assert.Equal(WarmUpEvaluations + MeasuredEvaluations, allows);
