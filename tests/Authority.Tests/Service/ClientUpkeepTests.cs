@@ -95,11 +95,8 @@ public sealed class ClientUpkeepTests
         await kit.StartAsync();
         using var signer = InMemorySigner.Generate();
         await using var agent = await CreateAgentAsync(kit, signer);
-        await agent.EnrollAsync(EndPoint(kit), kit.Identity.Identifier, await CreateTicketAsync(kit));
         using var stop = new CancellationTokenSource();
-        var running = agent.KeepUpWithAuthorityAsync(EndPoint(kit), kit.Identity.Identifier, stoppingToken: stop.Token);
-        await AuthorityTestKit.UntilAsync(() => kit.Current!.Server.SubscriberCount == 1 || running.IsCompleted);
-        Assert.False(running.IsCompleted, running.Exception?.ToString());
+        var (_, running) = await EnrollAndKeepUpAsync(kit, agent, stop.Token);
         var registry = agent.Options.Revocations;
         var before = registry.Find(kit.Identity.Identifier)?.List.Sequence ?? 0;
 
@@ -130,9 +127,7 @@ public sealed class ClientUpkeepTests
         await kit.StartAsync();
         using var signer = InMemorySigner.Generate();
         await using var agent = await CreateAgentAsync(kit, signer);
-        var chain = await agent.EnrollAsync(EndPoint(kit), kit.Identity.Identifier, await CreateTicketAsync(kit));
-        var running = agent.KeepUpWithAuthorityAsync(EndPoint(kit), kit.Identity.Identifier);
-        await AuthorityTestKit.UntilAsync(() => kit.Current!.Server.SubscriberCount == 1 || running.IsCompleted);
+        var (chain, running) = await EnrollAndKeepUpAsync(kit, agent, CancellationToken.None);
         var sequence = await kit.Service.RevokeAsync(Caller.Operator(kit.Identity.Identifier), RevocationEntry.ForCredential(chain.Leaf.Credential.Id), "stolen");
         await AuthorityTestKit.UntilAsync(() => agent.Options.Revocations.Find(kit.Identity.Identifier)?.List.Sequence == sequence || running.IsCompleted);
         Assert.False(running.IsCompleted, running.Exception?.ToString());
@@ -155,12 +150,8 @@ public sealed class ClientUpkeepTests
         await kit.StartAsync();
         using var signer = InMemorySigner.Generate();
         await using var agent = await CreateAgentAsync(kit, signer);
-        await agent.EnrollAsync(EndPoint(kit), kit.Identity.Identifier, await CreateTicketAsync(kit));
-
         using var stop = new CancellationTokenSource();
-        var running = agent.KeepUpWithAuthorityAsync(EndPoint(kit), kit.Identity.Identifier, stoppingToken: stop.Token);
-        await AuthorityTestKit.UntilAsync(() => kit.Current!.Server.SubscriberCount == 1 || running.IsCompleted);
-        Assert.False(running.IsCompleted, running.Exception?.ToString());
+        var (_, running) = await EnrollAndKeepUpAsync(kit, agent, stop.Token);
 
         // The clock does not move: stopping waits for no timer (the refresher's is 40 minutes away).
         await stop.CancelAsync();
@@ -216,6 +207,16 @@ public sealed class ClientUpkeepTests
     }
 
     private static IPEndPoint EndPoint(AuthorityTestKit kit) => kit.Current!.Server.EndPoint!;
+
+    // Enrolls the agent with a fresh ticket and starts keeping it up, once its subscription is in place.
+    private static async Task<(CredentialChain Chain, Task Running)> EnrollAndKeepUpAsync(AuthorityTestKit kit, AgentClient agent, CancellationToken stop)
+    {
+        var chain = await agent.EnrollAsync(EndPoint(kit), kit.Identity.Identifier, await CreateTicketAsync(kit), CancellationToken.None);
+        var running = agent.KeepUpWithAuthorityAsync(EndPoint(kit), kit.Identity.Identifier, stoppingToken: stop);
+        await AuthorityTestKit.UntilAsync(() => kit.Current!.Server.SubscriberCount == 1 || running.IsCompleted);
+        Assert.False(running.IsCompleted, running.Exception?.ToString());
+        return (chain, running);
+    }
 
     private static async Task<string> CreateTicketAsync(AuthorityTestKit kit)
     {
