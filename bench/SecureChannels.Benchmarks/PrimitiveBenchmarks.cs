@@ -19,7 +19,7 @@ public class PrimitiveBenchmarks
     private const int X25519Length = 32;
 
     private readonly NoiseDh _dh = Curve25519Dh.Instance;
-    private readonly NoiseCipher _cipher = NSecCipher.ChaChaPoly;
+    private readonly NoiseCipher _cipher = AeadCipher.ChaChaPoly;
     private readonly byte[] _cipherKey = RandomNumberGenerator.GetBytes(32);
     private readonly byte[] _remoteRaw = new byte[X25519Length];
     private readonly byte[] _shared = new byte[X25519Length];

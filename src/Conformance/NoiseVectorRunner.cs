@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using SecureChannels.Protocol.Noise;
+using SecureChannels.Protocol.Noise.Crypto;
 
 namespace SecureChannels.Conformance;
 
@@ -26,12 +27,14 @@ public sealed record VectorResult(string ProtocolName, VectorOutcome Outcome, st
 public static class NoiseVectorRunner
 {
     /// <summary>Runs one vector; never throws for a bad vector, it reports it.</summary>
-    public static VectorResult Run(NoiseVector vector)
+    /// <param name="vector">The vector.</param>
+    /// <param name="resolver">The primitives to prove, or null for the defaults.</param>
+    public static VectorResult Run(NoiseVector vector, ICryptoResolver? resolver = null)
     {
         ArgumentNullException.ThrowIfNull(vector);
         try
         {
-            Replay(vector);
+            Replay(vector, resolver);
             return new VectorResult(vector.ProtocolName, VectorOutcome.Passed);
         }
         catch (NoiseException e) when (e.Kind == NoiseErrorKind.UnsupportedPrimitive)
@@ -48,10 +51,10 @@ public static class NoiseVectorRunner
         }
     }
 
-    private static void Replay(NoiseVector vector)
+    private static void Replay(NoiseVector vector, ICryptoResolver? resolver)
     {
-        var protocol = NoiseProtocol.Parse(vector.ProtocolName);
-        var firstProtocol = vector.Fallback ? NoiseProtocol.Parse(vector.ProtocolName.Replace("XXfallback", "IK", StringComparison.Ordinal)) : protocol;
+        var protocol = NoiseProtocol.Parse(vector.ProtocolName, resolver);
+        var firstProtocol = vector.Fallback ? NoiseProtocol.Parse(vector.ProtocolName.Replace("XXfallback", "IK", StringComparison.Ordinal), resolver) : protocol;
 
         var initiator = Build(firstProtocol, vector.InitiatorPrologue, vector.InitiatorStatic, vector.InitiatorRemoteStatic, vector.InitiatorEphemeral, vector.InitiatorPsks, isInitiator: true);
         var responder = Build(firstProtocol, vector.ResponderPrologue, vector.ResponderStatic, vector.ResponderRemoteStatic, vector.ResponderEphemeral, vector.ResponderPsks, isInitiator: false);

@@ -36,7 +36,7 @@ internal static class ConformanceCommand
                     continue;
                 }
 
-                foreach (var result in vectors.Select(NoiseVectorRunner.Run))
+                foreach (var result in vectors.Select(vector => NoiseVectorRunner.Run(vector)))
                 {
                     switch (result.Outcome)
                     {

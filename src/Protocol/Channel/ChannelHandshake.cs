@@ -110,13 +110,16 @@ internal static class ChannelHandshake
             throw new SecureChannelException(ChannelErrorCode.AuthenticationFailed, "The peer presented no identity or no key attestation.");
         }
 
+        // The verifier's cache spares a repeat peer the Ed25519 verifications of its history and attestation; the
+        // binding to this handshake's static key and the attestation's validity are checked every time.
+        var cache = options.Verifier.Cache;
         VerifiedIdentity identity;
         KeyAttestation attestation;
         try
         {
-            identity = IdentityHistory.Decode(payload.Identity).Verify();
+            identity = IdentityHistory.Decode(payload.Identity).Verify(cache);
             var signed = SignedKeyAttestation.Decode(payload.Attestation);
-            signed.Verify(identity, remoteStatic, options.TimeProvider.GetUtcNow(), TimeSpan.Zero);
+            signed.Verify(identity, remoteStatic, options.TimeProvider.GetUtcNow(), TimeSpan.Zero, cache);
             attestation = signed.Attestation;
         }
         catch (IdentityException e)

@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace SecureChannels.Protocol.Channel;
 
 /// <summary>
@@ -35,7 +33,7 @@ public sealed class ChannelMessage : IDisposable
         var buffer = Interlocked.Exchange(ref _buffer, null);
         if (buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            MessageAssembly.Release(buffer, _offset + _length);
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Immutable;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using SecureChannels.Protocol.Credentials;
@@ -95,6 +96,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
 
     /// <summary>Sends one message made of a sequence of segments, without joining them first.</summary>
     /// <exception cref="SecureChannelException">The channel is closed, or the message exceeds <see cref="SecureChannelOptions.MaxMessageSize"/>.</exception>
+    // Pooled: the per-message paths must not allocate a state machine box each time they wait.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken = default)
     {
         if (message.Length > _options.MaxMessageSize)
@@ -174,6 +177,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     /// received before it are returned first, then this throws the reason.
     /// </summary>
     /// <exception cref="SecureChannelException">The channel ended abnormally (peer refused, credential expired or revoked, idle, protocol error, connection lost).</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ChannelMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         try
@@ -430,7 +434,20 @@ public sealed partial class SecureChannel : IAsyncDisposable
         {
             while (true)
             {
-                var result = await reader.ReadAsync(_stopping.Token).ConfigureAwait(false);
+                // No token: Terminate wakes this read with CancelPendingRead, a plain result, where a cancelled
+                // token would throw through every frame, on every channel's end.
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    reader.AdvanceTo(result.Buffer.Start);
+                    if (Volatile.Read(ref _terminated) != 0)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
                 var buffer = result.Buffer;
                 var consumed = buffer.Start;
                 try
@@ -480,6 +497,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     }
 
     // Returns false when the channel ended and the pump must stop.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> HandleFrameAsync(ReadOnlySequence<byte> frame, MessageAssembly assembly)
     {
         if (frame.Length < NoiseConstants.TagLength + ChannelFraming.RecordHeaderLength)
@@ -487,10 +505,11 @@ public sealed partial class SecureChannel : IAsyncDisposable
             throw new SecureChannelException(ChannelErrorCode.ProtocolError, "A transport frame is too short to hold a record.");
         }
 
-        var plaintext = ArrayPool<byte>.Shared.Rent((int)frame.Length - NoiseConstants.TagLength);
+        byte[]? plaintext = ArrayPool<byte>.Shared.Rent((int)frame.Length - NoiseConstants.TagLength);
+        var length = 0;
         try
         {
-            if (!DecryptRecord(frame, plaintext, out var length))
+            if (!DecryptRecord(frame, plaintext, out length))
             {
                 throw new SecureChannelException(ChannelErrorCode.ProtocolError, "A record failed authentication: altered, reordered, replayed or truncated.");
             }
@@ -503,8 +522,20 @@ public sealed partial class SecureChannel : IAsyncDisposable
                     assembly.Append(body);
                     return true;
                 case RecordType.DataLast:
-                    assembly.Append(body);
-                    var message = assembly.Complete();
+                    ChannelMessage message;
+                    if (assembly.IsEmpty)
+                    {
+                        // A message of one record (any up to 64 KiB) is handed over in the buffer it was decrypted
+                        // into: no copy.
+                        message = assembly.Single(plaintext, ChannelFraming.RecordHeaderLength, body.Length);
+                        plaintext = null;
+                    }
+                    else
+                    {
+                        assembly.Append(body);
+                        message = assembly.Complete();
+                    }
+
                     if (_options.MessageFilter is { } filter && !filter(Peer, new ReadOnlySequence<byte>(message.Payload)))
                     {
                         message.Dispose();
@@ -550,7 +581,10 @@ public sealed partial class SecureChannel : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(plaintext);
+            if (plaintext is not null)
+            {
+                MessageAssembly.Release(plaintext, length);
+            }
         }
     }
 
@@ -624,6 +658,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
         _recordsSinceRekey++;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         var now = _options.TimeProvider.GetUtcNow();
@@ -760,6 +795,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
         // Completion first: whoever learns of the end from ReceiveAsync finds Completion already telling how.
         _closed.TrySetResult(info);
         _inbox.Writer.TryComplete(code == ChannelErrorCode.Normal ? null : new SecureChannelException(code, info.Reason, info.FromPeer));
+        _pipe.Input.CancelPendingRead();
         _stopping.Cancel();
         Audit(_options, ChannelEventKind.Closed, Peer, code, info.Reason);
     }

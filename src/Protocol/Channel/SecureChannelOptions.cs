@@ -35,7 +35,11 @@ public sealed class SecureChannelOptions
     /// <summary>The credential chains this side presents (its authority).</summary>
     public IReadOnlyList<CredentialChain> Credentials { get; init; } = [];
 
-    /// <summary>Verifies the peer's credentials: its trust anchors, revocation registry and clock.</summary>
+    /// <summary>
+    /// Verifies the peer's credentials: its trust anchors, revocation registry and clock. Its
+    /// <see cref="CredentialVerifier.Cache"/> also remembers the peer identities and key attestations that verified in
+    /// handshakes, so give every channel the same verifier: a repeat peer then costs no signature verification.
+    /// </summary>
     public required CredentialVerifier Verifier { get; init; }
 
     /// <summary>The registry the verifier consults; when set, a newer list re-checks open channels at once.</summary>

@@ -51,6 +51,14 @@ public sealed record CredentialVerifierOptions
     /// Defaults to false (any correctly narrowing delegation is accepted).
     /// </summary>
     public bool RequireRegisteredDelegations { get; init; }
+
+    /// <summary>
+    /// Where the verifier remembers what verified (see <see cref="VerificationCache"/>). Null (the default): each
+    /// verifier makes its own of <see cref="VerificationCache.DefaultCapacity"/> entries. One cache may be shared by
+    /// several verifiers: a chain's key covers its trust anchor's history and <see cref="RequireRegisteredDelegations"/>,
+    /// so no result carries over between verifiers that would judge it differently.
+    /// </summary>
+    public VerificationCache? Cache { get; init; }
 }
 
 /// <summary>
@@ -62,32 +70,88 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
 {
     private readonly CredentialVerifierOptions _options = options ?? new();
 
-    // Chains whose signatures, histories, narrowing and receipts this verifier has checked. A chain is immutable, so
-    // re-checking it (on every new revocation list, for every open channel) needs only what can change: the clock,
-    // the revocation lists and the trust anchors. Weak keys: a chain no channel holds any more is forgotten.
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<CredentialChain, object> _checked = [];
+    // Chain objects whose signatures, issuer histories, narrowing and receipts held, each with the trust anchor history
+    // they held under. A chain is immutable, so re-checking it (on every new revocation list, for every open channel)
+    // needs only what can change: the anchor, the clock and the revocation lists. Weak keys: a chain no channel holds
+    // any more is forgotten. Unlike Cache this is never evicted, so an open channel's re-checks never verify signatures
+    // again however many peers pass through the cache.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<CredentialChain, IdentityHistory> _checked = [];
 
-    /// <summary>Verifies <paramref name="chain"/>, presented by <paramref name="presenter"/> when given.</summary>
+    /// <summary>
+    /// What this verifier remembers having verified, by exact bytes: chains here, and the peer's identity history and
+    /// key attestation in the channel handshake. Hits and misses are counted on it.
+    /// </summary>
+    public VerificationCache Cache { get; } = options?.Cache ?? new VerificationCache();
+
+    /// <summary>
+    /// Verifies <paramref name="chain"/>, presented by <paramref name="presenter"/> when given. Checks 2–5 and 8 of
+    /// docs/protocol.md §6 (signatures, issuer histories, narrowing, receipts) are skipped for a chain that passed
+    /// them before under the same trust anchor history; the anchor, validity, revocation and presenter are checked
+    /// every time.
+    /// </summary>
     /// <exception cref="CredentialException">Why the chain must not be trusted, with the link that failed.</exception>
     public VerifiedCredential Verify(CredentialChain chain, Identifier? presenter = null)
     {
-        var verified = Verify(chain, presenter, checkSignatures: true);
-        _checked.AddOrUpdate(chain, chain);
+        ArgumentNullException.ThrowIfNull(chain);
+        var anchor = FindAnchor(chain);
+        var anchorHistory = anchor.Identity.History;
+        if (_checked.TryGetValue(chain, out var checkedUnder) && ReferenceEquals(checkedUnder, anchorHistory))
+        {
+            return Check(chain, anchor, presenter, checkSignatures: false);
+        }
+
+        // Everything skipped on a hit is a pure function of the chain's bytes, the anchor's history and the one option
+        // that adds a check; those three are the key.
+        var key = VerificationKey.Derive(VerifiedKind.CredentialChain, chain.Encoded, anchorHistory.Encoded, _options.RequireRegisteredDelegations ? [1] : [0]);
+        var known = Cache.Contains(key);
+        var verified = Check(chain, anchor, presenter, checkSignatures: !known);
+        if (!known)
+        {
+            Cache.Add(key);
+        }
+
+        _checked.AddOrUpdate(chain, anchorHistory);
         return verified;
     }
 
-    private VerifiedCredential Verify(CredentialChain chain, Identifier? presenter, bool checkSignatures)
+    /// <summary>
+    /// True while <paramref name="chain"/> is still good at the current time, under the newest lists and the current
+    /// trust anchors: the check an open channel repeats when the clock passes its expiry or a revocation list arrives.
+    /// A chain verified before (the channel's own) repeats only those checks, not its signatures.
+    /// </summary>
+    public bool IsStillValid(CredentialChain chain, out CredentialException? reason)
     {
         ArgumentNullException.ThrowIfNull(chain);
-        var now = timeProvider.GetUtcNow();
-        var root = chain.Credentials[0];
-        if (root.Credential.Parent is not null)
+        try
+        {
+            Verify(chain);
+            reason = null;
+            return true;
+        }
+        catch (CredentialException e)
+        {
+            reason = e;
+            return false;
+        }
+    }
+
+    // Check 1 of §6, never skipped: link 0 is a root credential from an authority trusted now.
+    private TrustAnchor FindAnchor(CredentialChain chain)
+    {
+        var root = chain.Credentials[0].Credential;
+        if (root.Parent is not null)
         {
             throw new CredentialException(CredentialErrorKind.BrokenChain, "Link 0 claims a parent; a chain starts with a credential from an authority.");
         }
 
-        var anchor = anchors.Find(root.Credential.Issuer)
-            ?? throw new CredentialException(CredentialErrorKind.UntrustedIssuer, $"{root.Credential.Issuer} is not a trusted authority.");
+        return anchors.Find(root.Issuer)
+            ?? throw new CredentialException(CredentialErrorKind.UntrustedIssuer, $"{root.Issuer} is not a trusted authority.");
+    }
+
+    private VerifiedCredential Check(CredentialChain chain, TrustAnchor anchor, Identifier? presenter, bool checkSignatures)
+    {
+        var now = timeProvider.GetUtcNow();
+        var root = chain.Credentials[0];
         var authority = anchor.Identity.Identifier;
         CheckLink(root, checkSignatures ? anchor.Identity : null, authority, now, 0);
 
@@ -121,34 +185,6 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         return new VerifiedCredential(leaf.Subject, leaf.Principal, authority, hops.MoveToImmutable(), leaf.Attributes.Where(anchor.Covers), notBefore, notAfter);
     }
 
-    /// <summary>
-    /// True while <paramref name="chain"/> is still good at the current time and under the newest lists:
-    /// the check an open channel repeats when the clock passes its expiry or a revocation list arrives.
-    /// </summary>
-    public bool IsStillValid(CredentialChain chain, out CredentialException? reason)
-    {
-        ArgumentNullException.ThrowIfNull(chain);
-        try
-        {
-            if (_checked.TryGetValue(chain, out _))
-            {
-                Verify(chain, presenter: null, checkSignatures: false);
-            }
-            else
-            {
-                Verify(chain);
-            }
-
-            reason = null;
-            return true;
-        }
-        catch (CredentialException e)
-        {
-            reason = e;
-            return false;
-        }
-    }
-
     private void CheckDelegatedLink(CredentialChain chain, int i, TrustAnchor anchor, Identifier authority, DateTimeOffset now)
     {
         var link = chain.Credentials[i];
@@ -156,7 +192,7 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         VerifiedIdentity issuer;
         try
         {
-            issuer = chain.IssuerHistories[i - 1].Verify();
+            issuer = chain.IssuerHistories[i - 1].Verify(Cache);
         }
         catch (IdentityException e)
         {

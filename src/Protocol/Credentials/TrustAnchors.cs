@@ -34,6 +34,13 @@ public sealed class TrustAnchors
     }
 
     /// <summary>
+    /// Stops trusting <paramref name="authority"/> (for example after its key leaked): every chain rooted at it is
+    /// refused (<see cref="CredentialErrorKind.UntrustedIssuer"/>) the next time it is verified, however often it
+    /// verified before. Returns false when the authority was not trusted.
+    /// </summary>
+    public bool Remove(Identifier authority) => ImmutableInterlocked.TryRemove(ref _anchors, authority, out _);
+
+    /// <summary>
     /// Replaces a trusted authority's history with a newer one (after a key rotation). An older or truncated
     /// history is refused (<see cref="IdentityErrorKind.Stale"/>), and so is a fork (<see cref="IdentityErrorKind.Forked"/>).
     /// </summary>

@@ -21,7 +21,7 @@ public enum HistoryComparison
 }
 
 /// <summary>
-/// An identity's signed change history, as exchanged. It proves nothing until <see cref="Verify"/> has
+/// An identity's signed change history, as exchanged. It proves nothing until <see cref="Verify()"/> has
 /// checked every link and signature and returned a <see cref="VerifiedIdentity"/>.
 /// </summary>
 /// <remarks>Encoding: <c>[version = 1, changes: [signed change, ...]]</c>, at most <see cref="IdentityLimits.MaxChanges"/> changes.</remarks>
@@ -29,7 +29,7 @@ public sealed class IdentityHistory
 {
     private const ulong CurrentVersion = 1;
 
-    /// <summary>Wraps changes; nothing is checked until <see cref="Verify"/>.</summary>
+    /// <summary>Wraps changes; nothing is checked until <see cref="Verify()"/>.</summary>
     public IdentityHistory(IEnumerable<SignedIdentityChange> changes)
     {
         Changes = [.. changes];
@@ -66,7 +66,26 @@ public sealed class IdentityHistory
     /// previous key.
     /// </summary>
     /// <exception cref="IdentityException">Why the history must not be trusted, naming the change.</exception>
-    public VerifiedIdentity Verify()
+    public VerifiedIdentity Verify() => Verify(cache: null);
+
+    /// <summary>
+    /// <see cref="Verify()"/>, skipped whole when <paramref name="cache"/> holds these exact bytes as verified (every
+    /// check is a pure function of them), and remembered there when it succeeds.
+    /// </summary>
+    /// <exception cref="IdentityException">Why the history must not be trusted, naming the change.</exception>
+    internal VerifiedIdentity Verify(VerificationCache? cache)
+    {
+        var key = cache is null ? default : VerificationKey.Derive(VerifiedKind.IdentityHistory, Encoded);
+        if (cache?.Contains(key) != true)
+        {
+            Check();
+            cache?.Add(key);
+        }
+
+        return new VerifiedIdentity(this);
+    }
+
+    private void Check()
     {
         if (Changes.IsEmpty)
         {
@@ -114,8 +133,6 @@ public sealed class IdentityHistory
 
             previous = change;
         }
-
-        return new VerifiedIdentity(this);
     }
 
     /// <summary>How this history relates to <paramref name="known"/>, a history of the same identifier.</summary>
@@ -170,7 +187,7 @@ public sealed class IdentityHistory
 
 /// <summary>
 /// An identity whose history was verified: its stable identifier and its current key. Only
-/// <see cref="IdentityHistory.Verify"/> makes one.
+/// <see cref="IdentityHistory.Verify()"/> makes one.
 /// </summary>
 public sealed class VerifiedIdentity
 {

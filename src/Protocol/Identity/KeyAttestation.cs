@@ -137,7 +137,16 @@ public sealed record SignedKeyAttestation(KeyAttestation Attestation, byte[] Sig
     /// (allowing <paramref name="clockSkew"/> either way).
     /// </summary>
     /// <exception cref="IdentityException">Why the key must not be accepted as the identity's.</exception>
-    public void Verify(VerifiedIdentity identity, ReadOnlySpan<byte> channelPublicKey, DateTimeOffset now, TimeSpan clockSkew)
+    public void Verify(VerifiedIdentity identity, ReadOnlySpan<byte> channelPublicKey, DateTimeOffset now, TimeSpan clockSkew) =>
+        Verify(identity, channelPublicKey, now, clockSkew, cache: null);
+
+    /// <summary>
+    /// <see cref="Verify(VerifiedIdentity, ReadOnlySpan{byte}, DateTimeOffset, TimeSpan)"/>, skipping only the signature
+    /// when <paramref name="cache"/> holds it as verified under the identity's current key; remembered there when every
+    /// check passed. The subject, the change, the channel key and the validity are checked every time.
+    /// </summary>
+    /// <exception cref="IdentityException">Why the key must not be accepted as the identity's.</exception>
+    internal void Verify(VerifiedIdentity identity, ReadOnlySpan<byte> channelPublicKey, DateTimeOffset now, TimeSpan clockSkew, VerificationCache? cache)
     {
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentOutOfRangeException.ThrowIfLessThan(clockSkew, TimeSpan.Zero);
@@ -151,7 +160,10 @@ public sealed record SignedKeyAttestation(KeyAttestation Attestation, byte[] Sig
             throw new IdentityException(IdentityErrorKind.AttestationMismatch, "The attestation was signed by a key the identity has rotated away from.");
         }
 
-        if (!SignatureDomain.Verify(identity.PublicKey, SignatureDomain.KeyAttestation, Attestation.Encoded, Signature))
+        // The signature's outcome is a pure function of these bytes and the key, so those are the whole key.
+        var key = cache is null ? default : VerificationKey.Derive(VerifiedKind.KeyAttestation, Attestation.Encoded, Signature, identity.PublicKey);
+        var known = cache?.Contains(key) == true;
+        if (!known && !SignatureDomain.Verify(identity.PublicKey, SignatureDomain.KeyAttestation, Attestation.Encoded, Signature))
         {
             throw new IdentityException(IdentityErrorKind.BadSignature, "The attestation's signature does not verify.");
         }
@@ -164,6 +176,11 @@ public sealed record SignedKeyAttestation(KeyAttestation Attestation, byte[] Sig
         if (now + clockSkew < Attestation.CreatedAt || now - clockSkew >= Attestation.ExpiresAt)
         {
             throw new IdentityException(IdentityErrorKind.AttestationExpired, $"The attestation is valid from {Attestation.CreatedAt:O} to {Attestation.ExpiresAt:O}.");
+        }
+
+        if (!known)
+        {
+            cache?.Add(key);
         }
     }
 

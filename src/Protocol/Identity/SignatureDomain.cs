@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using NSec.Cryptography;
 using SecureChannels.Protocol.Identity.Keys;
@@ -47,9 +48,20 @@ public static class SignatureDomain
         return signature;
     }
 
+    /// <summary>
+    /// TESTING ONLY: when set, counts the verifications made in this async flow, so a test can prove a repeat handshake
+    /// makes none. Flow-local, so tests running in parallel do not count each other's.
+    /// </summary>
+    internal static AsyncLocal<StrongBox<int>?> VerificationsForTestingOnly { get; } = new();
+
     /// <summary>True when <paramref name="signature"/> is a valid signature of <paramref name="body"/> under <paramref name="domain"/> by <paramref name="publicKey"/>.</summary>
     public static bool Verify(ReadOnlySpan<byte> publicKey, string domain, ReadOnlySpan<byte> body, ReadOnlySpan<byte> signature)
     {
+        if (VerificationsForTestingOnly.Value is { } count)
+        {
+            Interlocked.Increment(ref count.Value);
+        }
+
         if (signature.Length != SignatureLength
             || !PublicKey.TryImport(SignatureAlgorithm.Ed25519, publicKey, KeyBlobFormat.RawPublicKey, out var key)
             || key is null)

@@ -95,7 +95,7 @@ internal sealed class ChannelTestKit : IAsyncDisposable
             ChannelKey = agent.ChannelKey,
             Attestation = agent.Attestation,
             Credentials = agent.Credentials,
-            Verifier = new CredentialVerifier(Anchors, Revocations, Time),
+            Verifier = settings.Verifier ?? new CredentialVerifier(Anchors, Revocations, Time),
             Revocations = Revocations,
             Policy = policy is null ? null : AccessPolicy.Parse(policy),
             TimeProvider = Time,
@@ -212,6 +212,9 @@ internal sealed class ChannelTestKit : IAsyncDisposable
         public Func<VerifiedPeer, ReadOnlySequence<byte>, bool>? MessageFilter { get; init; }
 
         public ILogger? Logger { get; init; }
+
+        /// <summary>A verifier to reuse across options (and so its cache); a fresh one on the kit's anchors when null.</summary>
+        public CredentialVerifier? Verifier { get; init; }
     }
 
     /// <summary>

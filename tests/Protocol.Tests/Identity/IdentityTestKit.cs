@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Time.Testing;
 using SecureChannels.Protocol.Identity;
 using SecureChannels.Protocol.Identity.Keys;
@@ -58,6 +59,35 @@ internal static class IdentityTestKit
         var error = Assert.Throws<IdentityException>(() => history.Verify());
         Assert.Equal(expected, error.Kind);
         return error;
+    }
+
+    /// <summary>The Ed25519 verifications <paramref name="action"/> makes (only its own: the count is flow-local).</summary>
+    public static int CountVerifications(Action action)
+    {
+        var count = new StrongBox<int>();
+        SignatureDomain.VerificationsForTestingOnly.Value = count;
+        try
+        {
+            action();
+        }
+        finally
+        {
+            SignatureDomain.VerificationsForTestingOnly.Value = null;
+        }
+
+        return count.Value;
+    }
+
+    /// <summary>
+    /// The Ed25519 verifications <paramref name="action"/> makes, including in every task it starts (both ends of a
+    /// handshake): the count flows with the execution context, and this method's change to it ends when it returns.
+    /// </summary>
+    public static async Task<int> CountVerificationsAsync(Func<Task> action)
+    {
+        var count = new StrongBox<int>();
+        SignatureDomain.VerificationsForTestingOnly.Value = count;
+        await action();
+        return count.Value;
     }
 
     /// <summary>The first <see cref="WireFormatException"/> in <paramref name="error"/>'s chain of causes, itself included.</summary>

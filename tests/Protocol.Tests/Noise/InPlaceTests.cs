@@ -97,9 +97,9 @@ public sealed class InPlaceTests
     {
         NoiseCipher noiseCipher = (cipher, backend) switch
         {
-            ("ChaChaPoly", _) => NSecCipher.ChaChaPoly,
-            ("AESGCM", "BCL") => BclAesGcmCipher.Instance!,
-            _ => (NoiseCipher?)NSecCipher.AesGcm ?? BclAesGcmCipher.Instance!,
+            ("ChaChaPoly", _) => AeadCipher.ChaChaPoly,
+            ("AESGCM", "BCL") => AeadCipher.Only("AESGCM", AeadImplementation.Platform)!,
+            _ => (NoiseCipher?)AeadCipher.Only("AESGCM", AeadImplementation.Libsodium) ?? AeadCipher.Only("AESGCM", AeadImplementation.Platform)!,
         };
         using var key = noiseCipher.CreateKey(Bytes("key", 32));
         var plaintext = Bytes("plain", 50);

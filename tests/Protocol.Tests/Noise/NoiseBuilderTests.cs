@@ -179,8 +179,8 @@ public sealed class NoiseBuilderTests
     [Fact]
     public void WrongCipherKeyLengthIsInvalidKey()
     {
-        Fails(NoiseErrorKind.InvalidKey, () => NSecCipher.ChaChaPoly.CreateKey(new byte[31]));
-        Fails(NoiseErrorKind.InvalidKey, () => BclAesGcmCipher.Instance!.CreateKey(new byte[33]));
+        Fails(NoiseErrorKind.InvalidKey, () => AeadCipher.ChaChaPoly.CreateKey(new byte[31]));
+        Fails(NoiseErrorKind.InvalidKey, () => AeadCipher.Only("AESGCM", AeadImplementation.Platform)!.CreateKey(new byte[33]));
         Fails(NoiseErrorKind.InvalidKey, () => Curve25519Dh.Instance.ImportPrivateKey(new byte[31]));
     }
 

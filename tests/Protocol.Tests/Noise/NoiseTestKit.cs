@@ -174,7 +174,7 @@ internal static class NoiseTestKit
     {
         public NoiseDh? ResolveDh(string name) => null;
 
-        public NoiseCipher? ResolveCipher(string name) => name == "AESGCM" ? BclAesGcmCipher.Instance : null;
+        public NoiseCipher? ResolveCipher(string name) => name == "AESGCM" ? AeadCipher.Only("AESGCM", AeadImplementation.Platform) : null;
 
         public NoiseHash? ResolveHash(string name) => null;
     }

@@ -13,7 +13,7 @@ public sealed class NonceExhaustionTests
 
     private static CipherState Keyed(string cipher, ulong nonce)
     {
-        var state = new CipherState(cipher == "ChaChaPoly" ? NSecCipher.ChaChaPoly : RekeyTests.AesBackend("BCL"));
+        var state = new CipherState(cipher == "ChaChaPoly" ? AeadCipher.ChaChaPoly : RekeyTests.AesBackend("BCL"));
         state.InitializeKey(Key);
         state.SetNonce(nonce);
         return state;
@@ -60,7 +60,7 @@ public sealed class NonceExhaustionTests
     public void WithoutAKeyTheNonceIsNotConsultedAndBytesPassThrough()
     {
         // Before a key exists, EncryptWithAd returns the plaintext (spec §5.1): no nonce, no exhaustion.
-        using var state = new CipherState(NSecCipher.ChaChaPoly);
+        using var state = new CipherState(AeadCipher.ChaChaPoly);
         state.SetNonce(ulong.MaxValue);
         var output = new byte[3];
         Assert.Equal(3, state.EncryptWithAd(default, [1, 2, 3], output));

@@ -79,7 +79,7 @@ public sealed class RekeyTests
     [Fact]
     public void ChaChaPolyRekeyIsFirst32BytesOfEncryptionOfZerosUnderMaxNonceAndKeepsTheNonce()
     {
-        using var state = new CipherState(NSecCipher.ChaChaPoly);
+        using var state = new CipherState(AeadCipher.ChaChaPoly);
         state.InitializeKey(Key);
         state.SetNonce(5);
         state.Rekey();
@@ -134,8 +134,8 @@ public sealed class RekeyTests
     [Fact]
     public void RekeyChangesTheKeyEvenAtTheSameNonce()
     {
-        using var plain = new CipherState(NSecCipher.ChaChaPoly);
-        using var rekeyed = new CipherState(NSecCipher.ChaChaPoly);
+        using var plain = new CipherState(AeadCipher.ChaChaPoly);
+        using var rekeyed = new CipherState(AeadCipher.ChaChaPoly);
         plain.InitializeKey(Key);
         rekeyed.InitializeKey(Key);
         rekeyed.Rekey();
@@ -149,7 +149,7 @@ public sealed class RekeyTests
     [Fact]
     public void RekeyWithoutAKeyIsWrongState()
     {
-        using var state = new CipherState(NSecCipher.ChaChaPoly);
+        using var state = new CipherState(AeadCipher.ChaChaPoly);
         Fails(NoiseErrorKind.WrongState, state.Rekey);
     }
 
@@ -157,7 +157,7 @@ public sealed class RekeyTests
     public void RekeyIsAllowedAtTheExhaustedNonceBecauseItUsesTheReservedNonceItself()
     {
         // Spec §4.2: REKEY always encrypts under 2^64-1; it does not consume or check the message nonce.
-        using var state = new CipherState(NSecCipher.ChaChaPoly);
+        using var state = new CipherState(AeadCipher.ChaChaPoly);
         state.InitializeKey(Key);
         state.SetNonce(ulong.MaxValue);
         state.Rekey();
@@ -167,7 +167,7 @@ public sealed class RekeyTests
     public static TheoryData<string> AesGcmBackends()
     {
         var data = new TheoryData<string> { "BCL" };
-        if (NSecCipher.AesGcm is not null)
+        if (AeadCipher.Only("AESGCM", AeadImplementation.Libsodium) is not null)
         {
             data.Add("NSec");
         }
@@ -177,8 +177,8 @@ public sealed class RekeyTests
 
     internal static NoiseCipher AesBackend(string backend) => backend switch
     {
-        "BCL" => BclAesGcmCipher.Instance ?? throw new InvalidOperationException("This platform has no AES-GCM."),
-        "NSec" => NSecCipher.AesGcm ?? throw new InvalidOperationException("libsodium's AES-GCM is not available here."),
+        "BCL" => AeadCipher.Only("AESGCM", AeadImplementation.Platform) ?? throw new InvalidOperationException("This platform has no AES-GCM."),
+        "NSec" => AeadCipher.Only("AESGCM", AeadImplementation.Libsodium) ?? throw new InvalidOperationException("libsodium's AES-GCM is not available here."),
         _ => throw new ArgumentOutOfRangeException(nameof(backend)),
     };
 

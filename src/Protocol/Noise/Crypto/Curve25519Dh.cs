@@ -1,8 +1,13 @@
-using NSec.Cryptography;
+using System.Security.Cryptography;
 
 namespace SecureChannels.Protocol.Noise.Crypto;
 
-/// <summary>DH 25519 (RFC 7748 X25519) through NSec/libsodium.</summary>
+/// <summary>
+/// DH 25519 (RFC 7748 X25519) through libsodium's <c>crypto_scalarmult_curve25519</c>, called directly: a
+/// handshake makes an ephemeral key and agrees three times per side, and NSec's key objects (guarded memory per
+/// key and per shared secret) cost more than that arithmetic. The private key lives in a
+/// <see cref="PinnedSecret"/>, wiped when the pair is disposed.
+/// </summary>
 public sealed class Curve25519Dh : NoiseDh
 {
     /// <summary>The shared instance; the type holds no state.</summary>
@@ -21,7 +26,12 @@ public sealed class Curve25519Dh : NoiseDh
     public override int DhLength => KeyLength;
 
     /// <inheritdoc />
-    public override DhKeyPair GenerateKeyPair() => new X25519KeyPair(Key.Create(KeyAgreementAlgorithm.X25519));
+    public override DhKeyPair GenerateKeyPair()
+    {
+        var secret = new PinnedSecret(KeyLength);
+        RandomNumberGenerator.Fill(secret.Span);
+        return new X25519KeyPair(secret);
+    }
 
     /// <inheritdoc />
     public override DhKeyPair ImportPrivateKey(ReadOnlySpan<byte> privateKey)
@@ -31,7 +41,9 @@ public sealed class Curve25519Dh : NoiseDh
             throw new NoiseException(NoiseErrorKind.InvalidKey, $"A 25519 private key is {KeyLength} bytes, not {privateKey.Length}.");
         }
 
-        return new X25519KeyPair(Key.Import(KeyAgreementAlgorithm.X25519, privateKey, KeyBlobFormat.RawPrivateKey));
+        var secret = new PinnedSecret(KeyLength);
+        privateKey.CopyTo(secret.Span);
+        return new X25519KeyPair(secret);
     }
 
     /// <inheritdoc />
@@ -48,42 +60,42 @@ public sealed class Curve25519Dh : NoiseDh
             throw new NoiseException(NoiseErrorKind.InvalidKey, $"A 25519 public key is {KeyLength} bytes, not {publicKey.Length}.");
         }
 
-        if (!PublicKey.TryImport(KeyAgreementAlgorithm.X25519, publicKey, KeyBlobFormat.RawPublicKey, out var remote) || remote is null)
-        {
-            throw new NoiseException(NoiseErrorKind.InvalidKey, "The 25519 public key is not valid.");
-        }
-
-        // The shared secret must be exportable: Noise feeds the raw DH output into HKDF itself (spec §5.2).
-        // libsodium refuses an all-zero result (a low-order public key); NSec reports that as null.
-        var exportable = new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport };
-        using var secret = KeyAgreementAlgorithm.X25519.Agree(pair.Key, remote, in exportable)
-            ?? throw new NoiseException(NoiseErrorKind.InvalidKey, "The 25519 public key is a low-order point.");
-        if (!secret.TryExport(SharedSecretBlobFormat.RawSharedSecret, output, out var written) || written != KeyLength)
+        if (output.Length < KeyLength)
         {
             throw new ArgumentException($"The output must hold {KeyLength} bytes.", nameof(output));
+        }
+
+        // libsodium masks the public key's top bit (RFC 7748 §5) and returns -1 for an all-zero result: a
+        // low-order public key, which would let a peer force a known shared secret.
+        var shared = output[..KeyLength];
+        if (!Libsodium.ScalarMult(shared, pair.PrivateKey, publicKey))
+        {
+            CryptographicOperations.ZeroMemory(shared);
+            throw new NoiseException(NoiseErrorKind.InvalidKey, "The 25519 public key is a low-order point.");
         }
     }
 
     private sealed class X25519KeyPair : DhKeyPair
     {
-        private readonly byte[] _publicKey;
+        private readonly PinnedSecret _privateKey;
+        private readonly byte[] _publicKey = new byte[KeyLength];
 
-        public X25519KeyPair(Key key)
+        public X25519KeyPair(PinnedSecret privateKey)
         {
-            Key = key;
-            _publicKey = key.PublicKey.Export(KeyBlobFormat.RawPublicKey);
+            _privateKey = privateKey;
+            Libsodium.ScalarMultBase(_publicKey, privateKey.Span);
         }
 
-        public Key Key { get; }
+        /// <exception cref="ObjectDisposedException">The pair was disposed.</exception>
+        public ReadOnlySpan<byte> PrivateKey => _privateKey.Span;
 
         public override ReadOnlySpan<byte> PublicKey => _publicKey;
 
-        // NSec keeps the private key in libsodium's guarded memory and wipes it when the key is disposed.
         protected override void Dispose(bool disposing)
         {
             if (disposing)
             {
-                Key.Dispose();
+                _privateKey.Dispose();
             }
         }
     }

@@ -16,7 +16,10 @@ public interface ICryptoResolver
     NoiseHash? ResolveHash(string name);
 }
 
-/// <summary>NSec/libsodium for everything it has; our BLAKE2s; the platform's AES-GCM where libsodium's cannot run.</summary>
+/// <summary>
+/// libsodium for X25519 (called directly), hashes through NSec, our BLAKE2s, and <see cref="AeadCipher"/> for both
+/// AEADs (libsodium for small records, the platform's for large ones).
+/// </summary>
 public sealed class DefaultCryptoResolver : ICryptoResolver
 {
     /// <summary>The shared instance.</summary>
@@ -32,8 +35,8 @@ public sealed class DefaultCryptoResolver : ICryptoResolver
     /// <inheritdoc />
     public NoiseCipher? ResolveCipher(string name) => name switch
     {
-        "ChaChaPoly" => NSecCipher.ChaChaPoly,
-        "AESGCM" => (NoiseCipher?)NSecCipher.AesGcm ?? BclAesGcmCipher.Instance,
+        "ChaChaPoly" => AeadCipher.ChaChaPoly,
+        "AESGCM" => AeadCipher.AesGcm,
         _ => null,
     };
 
