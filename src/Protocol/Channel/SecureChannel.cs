@@ -379,6 +379,14 @@ public sealed partial class SecureChannel : IAsyncDisposable
         while (true)
         {
             var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (result.IsCanceled && Volatile.Read(ref _terminated) != 0)
+            {
+                // Terminate woke this read (the channel failed while waiting, e.g. idle or expired): its reason.
+                reader.AdvanceTo(result.Buffer.Start);
+                var info = Volatile.Read(ref _closeInfo);
+                throw new SecureChannelException(info?.Code ?? ChannelErrorCode.ConnectionLost, info?.Reason ?? "The channel ended before the responder accepted.", info?.FromPeer ?? false);
+            }
+
             var buffer = result.Buffer;
             if (LengthPrefixedFrame.TryRead(ref buffer, out var frame))
             {
@@ -505,34 +513,50 @@ public sealed partial class SecureChannel : IAsyncDisposable
             throw new SecureChannelException(ChannelErrorCode.ProtocolError, "A transport frame is too short to hold a record.");
         }
 
-        byte[]? plaintext = ArrayPool<byte>.Shared.Rent((int)frame.Length - NoiseConstants.TagLength);
+        // A record is decrypted into a buffer of its own, or, while a message of several records is being
+        // assembled, straight behind its earlier bodies (no copy either way).
+        var plaintextLength = (int)frame.Length - NoiseConstants.TagLength;
+        var ownBuffer = assembly.IsEmpty;
+        var (buffer, start) = ownBuffer ? (ArrayPool<byte>.Shared.Rent(plaintextLength), 0) : assembly.ReserveRecord(plaintextLength);
+        byte[]? plaintext = ownBuffer ? buffer : null;
         var length = 0;
         try
         {
-            if (!DecryptRecord(frame, plaintext, out length))
+            if (!DecryptRecord(frame, buffer.AsSpan(start, plaintextLength), out length))
             {
                 throw new SecureChannelException(ChannelErrorCode.ProtocolError, "A record failed authentication: altered, reordered, replayed or truncated.");
             }
 
-            _lastReceived = _options.TimeProvider.GetUtcNow();
-            var body = plaintext.AsSpan(ChannelFraming.RecordHeaderLength, length - ChannelFraming.RecordHeaderLength);
-            switch ((RecordType)plaintext[0])
+            var type = (RecordType)buffer[start];
+            if (!ownBuffer)
             {
+                assembly.ReturnBorrowedByte();
+            }
+
+            _lastReceived = _options.TimeProvider.GetUtcNow();
+            var bodyStart = start + ChannelFraming.RecordHeaderLength;
+            var bodyLength = length - ChannelFraming.RecordHeaderLength;
+            switch (type)
+            {
+                case RecordType.DataMore when ownBuffer:
+                    assembly.Adopt(buffer, bodyLength);
+                    plaintext = null;
+                    return true;
                 case RecordType.DataMore:
-                    assembly.Append(body);
+                    assembly.Commit(bodyLength);
                     return true;
                 case RecordType.DataLast:
                     ChannelMessage message;
-                    if (assembly.IsEmpty)
+                    if (ownBuffer)
                     {
                         // A message of one record (any up to 64 KiB) is handed over in the buffer it was decrypted
-                        // into: no copy.
-                        message = assembly.Single(plaintext, ChannelFraming.RecordHeaderLength, body.Length);
+                        // into.
+                        message = assembly.Single(buffer, bodyStart, bodyLength);
                         plaintext = null;
                     }
                     else
                     {
-                        assembly.Append(body);
+                        assembly.Commit(bodyLength);
                         message = assembly.Complete();
                     }
 
@@ -546,24 +570,25 @@ public sealed partial class SecureChannel : IAsyncDisposable
                     {
                         await _inbox.Writer.WriteAsync(message, _stopping.Token).ConfigureAwait(false);
                     }
-                    catch (OperationCanceledException)
+                    catch
                     {
+                        // Cancelled, or the inbox completed first (ChannelClosedException): the plaintext is wiped.
                         message.Dispose();
                         throw;
                     }
 
                     return true;
-                case RecordType.Keepalive when body.IsEmpty:
+                case RecordType.Keepalive when bodyLength == 0:
                     return true;
-                case RecordType.Rekey when body.IsEmpty:
+                case RecordType.Rekey when bodyLength == 0:
                     _transport.RekeyReceiving();
                     Audit(_options, ChannelEventKind.Rekeyed, Peer, ChannelErrorCode.Normal, "receiving");
                     return true;
                 case RecordType.CredentialUpdate:
-                    AcceptCredentialUpdate(plaintext.AsMemory(ChannelFraming.RecordHeaderLength, body.Length));
+                    AcceptCredentialUpdate(buffer.AsMemory(bodyStart, bodyLength));
                     return true;
-                case RecordType.Close when body.Length == ChannelFraming.CloseBodyLength:
-                    var code = ChannelFraming.ReadCode(body);
+                case RecordType.Close when bodyLength == ChannelFraming.CloseBodyLength:
+                    var code = ChannelFraming.ReadCode(buffer.AsSpan(bodyStart, bodyLength));
                     if (code == ChannelErrorCode.Normal)
                     {
                         await SendCloseAsync(ChannelErrorCode.Normal, CancellationToken.None).ConfigureAwait(false);
@@ -576,7 +601,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
 
                     return false;
                 default:
-                    throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"Unexpected record type 0x{plaintext[0]:x2} of {body.Length} bytes.");
+                    throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"Unexpected record type 0x{(byte)type:x2} of {bodyLength} bytes.");
             }
         }
         finally

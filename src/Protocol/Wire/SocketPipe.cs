@@ -12,19 +12,26 @@ namespace SecureChannels.Protocol.Wire;
 /// <remarks>
 /// Built as Kestrel's socket transport is: a receive loop fills <see cref="Input"/> and a send loop drains
 /// <see cref="Output"/>, each through a <see cref="Pipe"/>. A writer's flush therefore hands its bytes over
-/// without a system call, and the send loop sends whatever has accumulated since its last send in one call: many
-/// small records leave in one segment when they come faster than the socket takes them. Completing either
-/// direction (as a channel does when it ends) closes the connection once the bytes already flushed have been
-/// sent, as a pipe over a <see cref="NetworkStream"/> that owns its socket did.
+/// without a system call, and the send loop sends whatever has accumulated since its last send, one call per
+/// buffer segment: many small records leave in one call when they come faster than the socket takes them.
+/// Completing <see cref="Output"/> (as a channel does when it ends) closes the connection gracefully once the bytes
+/// flushed before have been sent. Completing either direction, or disposing, starts <see cref="DisposeLinger"/>: a
+/// connection still sending when it passes (a peer that reads nothing) is reset instead, so the peer never takes a
+/// cut stream for a whole one; one whose consumer completed only the input is then closed gracefully.
 /// </remarks>
 public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
 {
     /// <summary>
-    /// A receive asks for at least this much room, so a maximal channel record (64 KiB and its framing) mostly
-    /// arrives in one buffer, decrypted where it lies instead of being joined first. An idle connection holds no
-    /// receive buffer at all: it waits for data before renting one.
+    /// The receive buffers' block size: a maximal channel record (65,537 bytes with its length prefix) mostly arrives
+    /// in one block and is decrypted where it lies instead of being joined first. A block is filled to within
+    /// <see cref="MinimumReceiveRoom"/> before the next is rented, so memory follows the bytes held, not the number
+    /// of receives (a peer trickling one byte at a time fills one block, not one per byte). An idle connection holds
+    /// no receive buffer at all: it waits for data before renting one.
     /// </summary>
-    public const int MinimumReceiveSize = 64 * 1024;
+    public const int ReceiveBlockSize = 128 * 1024;
+
+    /// <summary>The least room a receive is given: below it, the rest of a block is left and a new one rented.</summary>
+    public const int MinimumReceiveRoom = 4096;
 
     /// <summary>
     /// Bytes either pipe holds before its writer waits: received bytes the reader has not consumed (then TCP's own
@@ -33,19 +40,26 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
     /// </summary>
     public const int PipeThreshold = 256 * 1024;
 
-    /// <summary>How long <see cref="DisposeAsync"/> waits for flushed bytes to leave before it resets the connection.</summary>
+    /// <summary>
+    /// How long a completed or disposed pipe may go on sending what was flushed before the connection is reset: as
+    /// long as a channel's own disposal linger.
+    /// </summary>
     public static readonly TimeSpan DisposeLinger = TimeSpan.FromSeconds(5);
 
-    private static readonly PipeOptions Options = new(pauseWriterThreshold: PipeThreshold, resumeWriterThreshold: PipeThreshold / 2, useSynchronizationContext: false);
+    private static readonly PipeOptions ReceiveOptions = new(pauseWriterThreshold: PipeThreshold, resumeWriterThreshold: PipeThreshold / 2, minimumSegmentSize: ReceiveBlockSize, useSynchronizationContext: false);
+    private static readonly PipeOptions SendOptions = new(pauseWriterThreshold: PipeThreshold, resumeWriterThreshold: PipeThreshold / 2, useSynchronizationContext: false);
 
     private readonly Socket _socket;
     private readonly TimeProvider _time;
-    private readonly Pipe _received = new(Options);
-    private readonly Pipe _toSend = new(Options);
+    private readonly Pipe _received = new(ReceiveOptions);
+    private readonly Pipe _toSend = new(SendOptions);
     private readonly Task _receiving;
     private readonly Task _sending;
     private int _closed;
-    private volatile bool _inputCompleted;
+    private int _lingering;
+    private volatile bool _sendBusy;
+    private volatile Exception? _receiveError;
+    private volatile Exception? _sendError;
 
     /// <summary>Wraps <paramref name="socket"/>, which the pipe then owns.</summary>
     /// <param name="socket">A connected stream socket.</param>
@@ -56,7 +70,7 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         _socket = socket;
         _time = time ?? TimeProvider.System;
         Input = new ClosingReader(_received.Reader, this);
-        Output = _toSend.Writer;
+        Output = new ClosingWriter(_toSend.Writer, this);
         _receiving = ReceiveLoopAsync();
         _sending = SendLoopAsync();
     }
@@ -66,6 +80,12 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
 
     /// <inheritdoc />
     public PipeWriter Output { get; }
+
+    /// <summary>The socket, for tests that check its options.</summary>
+    internal Socket Socket => _socket;
+
+    /// <summary>The receive loop, for tests that must know it has ended.</summary>
+    internal Task Receiving => _receiving;
 
     /// <summary>Connects to <paramref name="endpoint"/> within <paramref name="timeout"/> (on <paramref name="time"/>'s clock), Nagle off.</summary>
     /// <exception cref="SocketException">The connection was refused or failed, or the timeout passed (<see cref="SocketError.TimedOut"/>).</exception>
@@ -99,59 +119,86 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
     }
 
     /// <summary>
-    /// Completes both directions, lets the bytes already flushed leave (for at most <see cref="DisposeLinger"/>),
-    /// and closes the socket.
+    /// Completes both directions, lets the bytes already flushed leave (the connection is reset after
+    /// <see cref="DisposeLinger"/> without progress), and closes the socket.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
         await Output.CompleteAsync().ConfigureAwait(false);
         await Input.CompleteAsync().ConfigureAwait(false);
+        await LingerAsync().ConfigureAwait(false);
+        await _receiving.ConfigureAwait(false);
+    }
+
+    private void StartLinger()
+    {
+        if (Interlocked.Exchange(ref _lingering, 1) == 0)
+        {
+            _ = LingerAsync();
+        }
+    }
+
+    // The send loop ends once the output is completed and drained, or fails. If it has not within DisposeLinger, a
+    // send still in progress (a peer that reads nothing) is cut short with a reset, and a send loop idle with
+    // nothing to send (the consumer completed only the input) is closed gracefully. Never throws: it also runs
+    // unobserved. A fixed linger, like the channel's own: a link too slow to drain the pipe's 256 KiB in 5 s loses
+    // the tail (and the peer sees a reset, never a cut stream taken for whole).
+    private async Task LingerAsync()
+    {
         try
         {
             await _sending.WaitAsync(DisposeLinger, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            // A peer that reads nothing does not hold the connection open: it is reset below.
+            Close(graceful: !_sendBusy);
+            _toSend.Reader.CancelPendingRead();
+            await _sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
-
-        Close();
-        await _receiving.ConfigureAwait(false);
-        await _sending.ConfigureAwait(false);
     }
 
-    private void Close()
+    private void Close(bool graceful)
     {
-        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
         {
-            // A FIN first, as Kestrel does: disposing a socket with a receive pending closes it abortively on
-            // Linux, and the RST would destroy what the peer has not read yet (a channel's last records).
-            try
+            return;
+        }
+
+        try
+        {
+            if (graceful)
             {
+                // A FIN first, as Kestrel does: disposing a socket with a receive pending closes it abortively on
+                // Linux, and the RST would destroy what the peer has not read yet (a channel's last records).
                 _socket.Shutdown(SocketShutdown.Both);
             }
-            catch (SocketException)
+            else
             {
-                // Already reset by the peer: nothing left to tell it.
+                // An RST: bytes were left unsent, and the peer must not take the end for a whole stream.
+                _socket.LingerState = new LingerOption(enable: true, seconds: 0);
             }
-
-            _socket.Dispose();
         }
+        catch (SocketException)
+        {
+            // Already reset by the peer: nothing left to tell it.
+        }
+
+        _socket.Dispose();
     }
 
+    // Both loops start inline in the constructor and return to it at their first wait (no data yet, nothing to
+    // send): no thread-pool hand-off per connection just to start them.
     private async Task ReceiveLoopAsync()
     {
-        await Task.Yield();
         var writer = _received.Writer;
         Exception? error = null;
         try
         {
             while (true)
             {
-                // An idle connection waits for data before it rents a buffer (as Kestrel does): thousands of idle
-                // connections then hold no receive memory.
+                // An idle connection waits for data before it takes a buffer (as Kestrel does).
                 await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-                var memory = writer.GetMemory(MinimumReceiveSize);
+                var memory = writer.GetMemory(MinimumReceiveRoom);
                 var received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
@@ -169,27 +216,32 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         catch (SocketException e)
         {
             // As NetworkStream reports it, so readers handle one exception type for a broken connection.
-            error = new IOException($"The connection failed: {e.SocketErrorCode}.", e);
+            error = _sendError ?? new IOException($"The connection failed: {e.SocketErrorCode}.", e);
         }
         catch (ObjectDisposedException)
         {
-            // Closed by this side: the reader already stopped reading.
+            // Closed by this side: after a failed send the input fails too; otherwise the reader stopped reading.
+            error = _sendError;
         }
 
-        await writer.CompleteAsync(error).ConfigureAwait(false);
+        // Not the pipe's own error completion: a Pipe throws it at the next read even with bytes still unread,
+        // and the bytes that arrived before a reset (a peer's last records) must be read first (see ClosingReader).
+        _receiveError = error;
+        await writer.CompleteAsync().ConfigureAwait(false);
     }
 
     private async Task SendLoopAsync()
     {
-        await Task.Yield();
         var reader = _toSend.Reader;
         Exception? error = null;
+        var graceful = false;
         try
         {
             while (true)
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
+                _sendBusy = !buffer.IsEmpty;
                 try
                 {
                     foreach (var segment in buffer)
@@ -200,10 +252,18 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
                 finally
                 {
                     reader.AdvanceTo(buffer.End);
+                    _sendBusy = false;
                 }
 
-                if (result.IsCompleted || _inputCompleted)
+                if (result.IsCompleted)
                 {
+                    graceful = true;
+                    break;
+                }
+
+                if (result.IsCanceled && Volatile.Read(ref _closed) != 0)
+                {
+                    // The linger closed the connection while this loop had nothing to send.
                     break;
                 }
             }
@@ -216,10 +276,17 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         {
             error = new IOException("The connection was closed.");
         }
+        catch (Exception e)
+        {
+            // The consumer completed the output with an error of its own: an abort, as NetworkStream's disposal was.
+            error = new IOException("The connection was aborted by its owner.", e);
+        }
 
-        // The writer's next flush reports the failure; the bytes it held can no longer be sent.
+        _sendError = error;
+
+        // The writer's next flush reports a failure; the bytes it held can no longer be sent.
         await reader.CompleteAsync(error).ConfigureAwait(false);
-        Close();
+        Close(graceful);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -232,10 +299,12 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         }
     }
 
-    // The input as its consumer sees it: completing it (a channel that ended) closes the connection, as a
-    // stream-backed pipe did, but only once the send loop has sent what was flushed before.
+    // The input as its consumer sees it: completing it starts the linger, and after a failed connection the bytes
+    // that arrived before the failure are read before it.
     private sealed class ClosingReader(PipeReader inner, SocketPipe owner) : PipeReader
     {
+        private long _lastLength = -1;
+
         public override void AdvanceTo(SequencePosition consumed) => inner.AdvanceTo(consumed);
 
         public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) => inner.AdvanceTo(consumed, examined);
@@ -245,14 +314,70 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         public override void Complete(Exception? exception = null)
         {
             inner.Complete(exception);
-            owner._inputCompleted = true;
-
-            // Wakes the send loop, which sends what it holds and then closes the socket.
-            owner._toSend.Reader.CancelPendingRead();
+            owner.StartLinger();
         }
 
-        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default) => inner.ReadAsync(cancellationToken);
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            var read = inner.ReadAsync(cancellationToken);
+            return read.IsCompletedSuccessfully ? new ValueTask<ReadResult>(Check(read.Result)) : CheckAsync(read);
+        }
 
-        public override bool TryRead(out ReadResult result) => inner.TryRead(out result);
+        public override bool TryRead(out ReadResult result)
+        {
+            if (!inner.TryRead(out result))
+            {
+                return false;
+            }
+
+            result = Check(result);
+            return true;
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<ReadResult> CheckAsync(ValueTask<ReadResult> read) => Check(await read.ConfigureAwait(false));
+
+        // After a failed connection, the bytes that arrived before the failure are read first (as from a
+        // NetworkStream); the failure is thrown once the reader asks again without having consumed anything.
+        private ReadResult Check(ReadResult result)
+        {
+            if (!result.IsCompleted || owner._receiveError is not { } error)
+            {
+                return result;
+            }
+
+            var length = result.Buffer.Length;
+            if (length == 0 || length == _lastLength)
+            {
+                throw error;
+            }
+
+            _lastLength = length;
+            return new ReadResult(result.Buffer, result.IsCanceled, isCompleted: false);
+        }
+    }
+
+    // The output as its consumer sees it: completing it starts the linger.
+    private sealed class ClosingWriter(PipeWriter inner, SocketPipe owner) : PipeWriter
+    {
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
+
+        public override void Advance(int bytes) => inner.Advance(bytes);
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null)
+        {
+            inner.Complete(exception);
+            owner.StartLinger();
+        }
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
     }
 }

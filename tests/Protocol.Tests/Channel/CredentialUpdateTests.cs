@@ -517,6 +517,43 @@ public sealed class CredentialUpdateTests
         }
     }
 
+    [Fact]
+    public async Task RecordsBetweenTheFragmentsOfAMessageLeaveItWhole()
+    {
+        // Each fragment after the first is decrypted straight behind the ones before, its type byte borrowing the
+        // message's last byte: a keepalive or a credential update in between must neither cut nor stain it.
+        await using var kit = await ChannelTestKit.CreateAsync();
+        var alice = await kit.CreateAgentAsync(["role=a"]);
+        var bob = await kit.CreateAgentAsync(["role=b"], principal: "user:bob");
+        var (a, rogue) = await OpenWithRogueResponderAsync(kit, alice, bob);
+        using (rogue)
+        await using (a)
+        {
+            var fragments = new[] { Array.Empty<byte>(), Pattern(60_000, 1), Pattern(1, 2), Pattern(65_000, 3), Pattern(3, 4) };
+            var fresh = await IssueAsync(kit, bob, ["role=b"], TimeSpan.FromHours(3), "user:bob");
+            await rogue.SendRecordAsync((byte)RecordType.DataMore, fragments[0]);
+            await rogue.SendRecordAsync((byte)RecordType.Keepalive, default);
+            await rogue.SendRecordAsync((byte)RecordType.DataMore, fragments[1]);
+            await rogue.SendRecordAsync((byte)RecordType.CredentialUpdate, CredentialUpdate.Encode([fresh]));
+            await rogue.SendRecordAsync((byte)RecordType.DataMore, fragments[2]);
+            await rogue.SendRecordAsync((byte)RecordType.DataMore, fragments[3]);
+            await rogue.SendRecordAsync((byte)RecordType.Keepalive, default);
+            await rogue.SendRecordAsync((byte)RecordType.DataLast, fragments[4]);
+            await rogue.SendRecordAsync((byte)RecordType.DataLast, "next"u8.ToArray());
+
+            using (var whole = await a.ReceiveAsync().AsTask().WaitAsync(ChannelTestKit.Guard))
+            {
+                Assert.Equal(fragments.SelectMany(f => f).ToArray(), whole!.Payload.ToArray());
+            }
+
+            using var next = await a.ReceiveAsync().AsTask().WaitAsync(ChannelTestKit.Guard);
+            Assert.Equal("next"u8.ToArray(), next!.Payload.ToArray());
+            Assert.Equal(fresh.Leaf.Credential.NotAfter, a.Peer.NotAfter);
+        }
+    }
+
+    private static byte[] Pattern(int length, int seed) => [.. Enumerable.Range(0, length).Select(i => (byte)((i * 7) + seed))];
+
     private static byte[] Malformed(string body)
     {
         var writer = new CanonicalWriter();

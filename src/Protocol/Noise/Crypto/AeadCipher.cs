@@ -107,6 +107,7 @@ public sealed class AeadCipher : NoiseCipher
     private sealed class Keyed(AeadCipher cipher, PinnedSecret key) : CipherKey
     {
         // Made on the first large record, so a key that never meets one (every handshake key) never pays for it.
+        // Not thread-safe, like the key itself: a cipher state is used by one direction, one record at a time.
         private IDisposable? _platform;
 
         public override void Encrypt(ulong nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext)

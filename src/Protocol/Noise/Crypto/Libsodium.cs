@@ -60,7 +60,8 @@ internal static partial class Libsodium
 
     /// <summary>
     /// Checks <paramref name="tag"/> over <paramref name="ciphertext"/> and, only if it holds, writes the
-    /// plaintext (the same length). False when authentication fails; the output is then untouched.
+    /// plaintext (the same length). False when authentication fails; libsodium then zeroes the output, so an
+    /// in-place ciphertext is gone.
     /// </summary>
     public static bool Open(AeadKind kind, ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext) =>
         (kind == AeadKind.ChaCha20Poly1305
