@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
@@ -51,7 +52,7 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
 
     private readonly Socket _socket;
     private readonly TimeProvider _time;
-    private readonly Pipe _received = new(ReceiveOptions);
+    private readonly Pipe _received;
     private readonly Pipe _toSend = new(SendOptions);
     private readonly Task _receiving;
     private readonly Task _sending;
@@ -65,8 +66,17 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
     /// <param name="socket">A connected stream socket.</param>
     /// <param name="time">The clock of <see cref="DisposeLinger"/>; the system's by default.</param>
     public SocketPipe(Socket socket, TimeProvider? time = null)
+        : this(socket, time, receivePool: null)
+    {
+    }
+
+    /// <summary>As the public constructor, with the receive buffers from <paramref name="receivePool"/> (tests count them).</summary>
+    internal SocketPipe(Socket socket, TimeProvider? time, MemoryPool<byte>? receivePool)
     {
         ArgumentNullException.ThrowIfNull(socket);
+        _received = new Pipe(receivePool is null
+            ? ReceiveOptions
+            : new PipeOptions(receivePool, pauseWriterThreshold: PipeThreshold, resumeWriterThreshold: PipeThreshold / 2, minimumSegmentSize: ReceiveBlockSize, useSynchronizationContext: false));
         _socket = socket;
         _time = time ?? TimeProvider.System;
         Input = new ClosingReader(_received.Reader, this);
