@@ -51,6 +51,10 @@ internal static class ChannelAllocationProbe
             var receive = receiver.ReceiveAsync();
             receiveCall += GC.GetAllocatedBytesForCurrentThread() - before;
             var message = await receive.ConfigureAwait(false) ?? throw new InvalidOperationException("The channel closed.");
+            if (message.Payload.Length != payload.Length)
+            {
+                throw new InvalidOperationException($"A message of {message.Payload.Length} bytes arrived instead of {payload.Length}.");
+            }
 
             before = GC.GetAllocatedBytesForCurrentThread();
             message.Dispose();

@@ -23,11 +23,7 @@ public class ChannelHandshakeBenchmarks
         await using (initiator.ConfigureAwait(false))
         await using (responder.ConfigureAwait(false))
         {
-            if (initiator.Peer.Identifier != _peers.Responder.Identity.Identifier || responder.Peer.Identifier != _peers.Initiator.Identity.Identifier
-                || !initiator.HandshakeHash.Span.SequenceEqual(responder.HandshakeHash.Span))
-            {
-                throw new InvalidOperationException("The two sides of the channel do not agree on who they are.");
-            }
+            _peers.EnsurePaired(initiator, responder);
         }
     }
 

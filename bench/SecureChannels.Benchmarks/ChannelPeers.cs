@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Credentials;
 using SecureChannels.Protocol.Noise.Crypto;
@@ -42,12 +43,28 @@ internal sealed class ChannelPeers : IDisposable
     }
 
     /// <summary>Opens both ends of a channel over a fresh in-memory connection, concurrently.</summary>
-    public async Task<(SecureChannel Initiator, SecureChannel Responder)> OpenAsync()
+    public Task<(SecureChannel Initiator, SecureChannel Responder)> OpenAsync()
     {
         var (initiatorPipe, responderPipe) = InMemoryConnection.CreatePipes();
+        return OpenAsync(initiatorPipe, responderPipe);
+    }
+
+    /// <summary>Opens both ends of a channel over the two ends of one connection, concurrently.</summary>
+    public async Task<(SecureChannel Initiator, SecureChannel Responder)> OpenAsync(IDuplexPipe initiatorPipe, IDuplexPipe responderPipe)
+    {
         var accept = SecureChannel.AcceptAsync(responderPipe, Responder);
         var initiator = await SecureChannel.ConnectAsync(initiatorPipe, Initiator).ConfigureAwait(false);
         return (initiator, await accept.ConfigureAwait(false));
+    }
+
+    /// <summary>Throws unless each end verified the other's identity and both agree on the handshake hash.</summary>
+    public void EnsurePaired(SecureChannel initiator, SecureChannel responder)
+    {
+        if (initiator.Peer.Identifier != Responder.Identity.Identifier || responder.Peer.Identifier != Initiator.Identity.Identifier
+            || !initiator.HandshakeHash.Span.SequenceEqual(responder.HandshakeHash.Span))
+        {
+            throw new InvalidOperationException("The two sides of the channel do not agree on who they are.");
+        }
     }
 
     public void Dispose()

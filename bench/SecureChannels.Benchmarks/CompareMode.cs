@@ -5,6 +5,8 @@ using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using Perfolizer.Horology;
 
+using static SecureChannels.Benchmarks.BenchText;
+
 namespace SecureChannels.Benchmarks;
 
 /// <summary>
@@ -141,7 +143,7 @@ internal static class CompareMode
         var ourAgree = Primitive(nameof(PrimitiveBenchmarks.Curve25519DhAgree));
         var generate = Primitive(nameof(PrimitiveBenchmarks.Curve25519DhGenerateKeyPair));
         var import = Primitive(nameof(PrimitiveBenchmarks.Curve25519DhImportPrivateKey));
-        var createKey = Primitive(nameof(PrimitiveBenchmarks.NSecCipherCreateKey));
+        var createKey = Primitive(nameof(PrimitiveBenchmarks.CipherCreateKey));
 
         // One XX handshake, both sides: ee, es and se on each side (6 agreements), one ephemeral generation and
         // one static import per side (NoiseBuilder imports the static key on every build): 10 scalar
@@ -150,10 +152,10 @@ internal static class CompareMode
         var floor = (6 * raw) + (4 * rawBase);
 
         output.WriteLine("Handshake (both sides, 3 messages, ToTransport x2) against X25519:");
-        output.WriteLine("  agree = NSec Agree + 32-byte export (as Curve25519Dh.Agree does); raw = libsodium crypto_scalarmult_curve25519 alone, no NSec objects.");
+        output.WriteLine("  agree = NSec Agree + 32-byte export (what Curve25519Dh.Agree did before it called libsodium directly); raw = libsodium crypto_scalarmult_curve25519 alone, no NSec objects.");
         output.WriteLine("  XX computes 6 DH (ee, es, se per side) plus 4 base-point multiplications (ephemeral generation, static import):");
         output.WriteLine("  \"10 x agree\" counts all 10 scalar multiplications as agreements; \"6 x agree\" counts only the DHs.");
-        output.WriteLine("  model = 6 x Curve25519Dh.Agree + 2 x GenerateKeyPair + 2 x ImportPrivateKey + 10 x NSecCipher.CreateKey (the NSec calls the handshake makes);");
+        output.WriteLine("  model = 6 x Curve25519Dh.Agree + 2 x GenerateKeyPair + 2 x ImportPrivateKey + 10 x AeadCipher.CreateKey (the primitive calls the handshake makes);");
         output.WriteLine("  floor = 6 x raw + 4 x raw base-point multiplication (the curve arithmetic alone).");
         output.WriteLine($"{"Protocol",-34} | {"Handshake",10} | {"/ agree",8} | {"/ (10 x agree)",14} | {"/ (6 x agree)",13} | {"/ (10 x raw)",12} | {"model / hs",10} | {"floor / hs",10}");
         foreach (var protocol in new[] { NoisePeers.ChaChaPolyBlake2b, NoisePeers.AesGcmSha256 })
@@ -162,7 +164,7 @@ internal static class CompareMode
             output.WriteLine(Invariant($"{protocol,-34} | {FormatTime(handshake),10} | {Ratio(handshake, agree),8} | {Ratio(handshake, 10 * agree),14} | {Ratio(handshake, 6 * agree),13} | {Ratio(handshake, 10 * raw),12} | {Percent(model, handshake),10} | {Percent(floor, handshake),10}"));
         }
 
-        output.WriteLine(Invariant($"NSec over raw libsodium: Curve25519Dh.Agree / raw = {Ratio(ourAgree, raw)}, bare Agree / raw = {Ratio(bare, raw)}, GenerateKeyPair / raw base = {Ratio(generate, rawBase)}, ImportPrivateKey / raw base = {Ratio(import, rawBase)}; NSecCipher.CreateKey = {FormatTime(createKey)} for a 32-byte key."));
+        output.WriteLine(Invariant($"NSec over raw libsodium: Curve25519Dh.Agree / raw = {Ratio(ourAgree, raw)}, bare Agree / raw = {Ratio(bare, raw)}, GenerateKeyPair / raw base = {Ratio(generate, rawBase)}, ImportPrivateKey / raw base = {Ratio(import, rawBase)}; AeadCipher.CreateKey = {FormatTime(createKey)} for a 32-byte key."));
     }
 
     private static void PrintTransportRatios(TextWriter output, Results results)
@@ -296,18 +298,6 @@ internal static class CompareMode
     private static string PerSecond(double? nanoseconds) =>
         nanoseconds is { } ns && ns > 0 ? Invariant($"{1e9 / ns:N0}") : "n/a";
 
-    private static string LoadAverage()
-    {
-        try
-        {
-            return string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return "unknown";
-        }
-    }
-
     private static string Ratio(double? numerator, double? denominator) =>
         numerator is { } n && denominator is { } d && d > 0 ? Invariant($"{n / d:F2}") : "n/a";
 
@@ -324,8 +314,6 @@ internal static class CompareMode
 
     private static string FormatBytes(long? bytes) => bytes is null ? "n/a" : Invariant($"{bytes:N0} B");
 
-    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
-
     /// <summary>Means (in nanoseconds) and allocations by benchmark class, method and parameter values; null when the case is missing or failed.</summary>
     private sealed class Results(IReadOnlyList<BenchmarkReport> reports)
     {
@@ -340,49 +328,5 @@ internal static class CompareMode
                 r.BenchmarkCase.Descriptor.Type.Name == type
                 && r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method
                 && parameters.All(p => Equals(r.BenchmarkCase.Parameters[p.Name], p.Value)));
-    }
-
-    /// <summary>
-    /// Linux CPU accounting, to tell how much of the machine something else used during the run: all CPUs'
-    /// busy time (/proc/stat) minus this process's and its waited-for children's (/proc/self/stat), which
-    /// include every benchmark process. Build servers the run started count as "others".
-    /// </summary>
-    private readonly record struct CpuSample(double Busy, double Steal, double Own, long Timestamp)
-    {
-        // USER_HZ: the unit of both files, 100 on every Linux the .NET runtime supports.
-        private const double TicksPerSecond = 100;
-
-        public static CpuSample? Take()
-        {
-            try
-            {
-                var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
-
-                // user nice system idle iowait irq softirq steal ...
-                var busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6];
-                var self = File.ReadAllText("/proc/self/stat");
-                var fields = self[(self.LastIndexOf(')') + 2)..].Split(' ');
-
-                // After the command: state is field 3; utime, stime, cutime, cstime are fields 14 to 17.
-                var own = fields.Skip(11).Take(4).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).Sum();
-                return new CpuSample(busy / TicksPerSecond, cpu[7] / TicksPerSecond, own / TicksPerSecond, System.Diagnostics.Stopwatch.GetTimestamp());
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or InvalidOperationException)
-            {
-                return null;
-            }
-        }
-
-        public static string Describe(CpuSample? before, CpuSample? after)
-        {
-            if (before is not { } b || after is not { } a)
-            {
-                return "CPU use of other processes: unknown (no /proc).";
-            }
-
-            var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(b.Timestamp, a.Timestamp).TotalSeconds;
-            var others = Math.Max(0, (a.Busy - b.Busy) - (a.Own - b.Own));
-            return Invariant($"During the {seconds:F0} s run, this run used {a.Own - b.Own:F0} CPU-s, other processes {others:F0} CPU-s (on average {others / seconds:F2} cores), hypervisor steal {a.Steal - b.Steal:F0} CPU-s.");
-        }
     }
 }

@@ -1,15 +1,18 @@
-using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using SecureChannels.Protocol.Wire;
 
 namespace SecureChannels.Benchmarks;
 
 /// <summary>
-/// Loopback TCP as the relay's agents use it: sockets with Nagle off, each end a <see cref="PipeReader"/> and
-/// <see cref="PipeWriter"/> over a <see cref="NetworkStream"/> (as tests/Relay.Tests' RelayTestKit does).
+/// Loopback TCP as agents use it: sockets with Nagle off, each end a <see cref="SocketPipe"/>, the transport agents
+/// dial relays and authorities with (src/Protocol/Wire), so the benchmarks time the I/O path that is deployed.
 /// </summary>
 internal static class LoopbackTcp
 {
+    /// <summary>How <see cref="Pipe"/> carries a channel, as the side-by-side results state it.</summary>
+    public const string PipeDescription = "SocketPipe (src/Protocol/Wire/SocketPipe.cs, the transport agents dial relays and authorities with)";
+
     public static async Task<Socket> ConnectAsync(IPEndPoint endpoint)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -49,18 +52,8 @@ internal static class LoopbackTcp
         return (client, server, forwarder);
     }
 
-    public static IDuplexPipe Pipe(Socket socket)
-    {
-        var stream = new NetworkStream(socket, ownsSocket: true);
-        return new SocketDuplexPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
-    }
-
-    private sealed class SocketDuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input => input;
-
-        public PipeWriter Output => output;
-    }
+    /// <summary>What agents run a channel over: the <see cref="SocketPipe"/> of a connected socket, which it then owns.</summary>
+    public static SocketPipe Pipe(Socket socket) => new(socket);
 }
 
 /// <summary>

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Running;
+using SecureChannels.Benchmarks.SideBySide;
 
 namespace SecureChannels.Benchmarks;
 
@@ -6,6 +7,11 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == SideBySideMode.Command)
+        {
+            return SideBySideMode.Run(args[1..]);
+        }
+
         if (args.Contains(CompareMode.Switch, StringComparer.Ordinal))
         {
             if (args.Length != 1)

@@ -10,6 +10,8 @@ using SecureChannels.Relay.Hops;
 using SecureChannels.Relay.Hosting;
 using SecureChannels.Relay.Telemetry;
 
+using static SecureChannels.Benchmarks.BenchText;
+
 namespace SecureChannels.Benchmarks;
 
 /// <summary>
@@ -188,8 +190,6 @@ internal sealed class RelayHostProcess : IAsyncDisposable
 
         return 0;
     }
-
-    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The relay process's memory: managed bytes in use after full collections, GC heap size and committed bytes, working set.</summary>
     public sealed record MemorySample(long Managed, long HeapSize, long Committed, long WorkingSet, long CircuitEnds, long Hops)

@@ -24,9 +24,7 @@ internal static class RelayMode
     private const int LatencyBlocks = 4;
     private const int RoundTripsPerBlock = 500;
     private const int PingSize = 64;
-    private const int Hops = 200;
     private const int Circuits = 10_000;
-    private const int OpenBatch = 50;
 
     private static readonly int[] Sizes = [1024, 65536, 1048576];
 
@@ -43,14 +41,12 @@ internal static class RelayMode
 
         await using (var peers = await RelayPeers.CreateAsync().ConfigureAwait(false))
         {
-            var a = await peers.CreateAgentAsync().ConfigureAwait(false);
-            var b = await peers.CreateAgentAsync().ConfigureAwait(false);
-            var (paths, forwarder) = await OpenPathsAsync(peers, a, b).ConfigureAwait(false);
-            await using (forwarder.ConfigureAwait(false))
+            var paths = await RelayPaths.OpenAsync(peers).ConfigureAwait(false);
+            await using (paths.ConfigureAwait(false))
             {
-                await ThroughputAsync(output, paths).ConfigureAwait(false);
+                await ThroughputAsync(output, [paths.Direct, paths.Forwarded, paths.Relayed, paths.WideRelayed]).ConfigureAwait(false);
                 output.WriteLine();
-                await LatencyAsync(output, paths).ConfigureAwait(false);
+                await LatencyAsync(output, [paths.Direct, paths.Forwarded, paths.Relayed]).ConfigureAwait(false);
                 output.WriteLine();
             }
         }
@@ -59,31 +55,6 @@ internal static class RelayMode
         output.WriteLine();
         output.WriteLine(Invariant($"Load average after: {LoadAverage()}; {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s in all."));
         return 0;
-    }
-
-    private static async Task<(ChannelPath[] Paths, TcpForwarder Forwarder)> OpenPathsAsync(RelayPeers peers, RelayPeers.Agent a, RelayPeers.Agent b)
-    {
-        var (directClient, directServer, _) = await LoopbackTcp.PairAsync(throughForwarder: false).ConfigureAwait(false);
-        var direct = await peers.ChannelAsync(a, LoopbackTcp.Pipe(directClient), b, LoopbackTcp.Pipe(directServer)).ConfigureAwait(false);
-
-        var (forwardedClient, forwardedServer, forwarder) = await LoopbackTcp.PairAsync(throughForwarder: true).ConfigureAwait(false);
-        var forwarded = await peers.ChannelAsync(a, LoopbackTcp.Pipe(forwardedClient), b, LoopbackTcp.Pipe(forwardedServer)).ConfigureAwait(false);
-
-        var relay = await peers.StartRelayAsync().ConfigureAwait(false);
-        var linkA = await peers.LinkAsync(a, relay.HopEndPoint!, relay.Identifier, listen: false).ConfigureAwait(false);
-        var linkB = await peers.LinkAsync(b, relay.HopEndPoint!, relay.Identifier, listen: true).ConfigureAwait(false);
-        var (opened, accepted) = await RelayPeers.CircuitAsync(linkA, linkB, b).ConfigureAwait(false);
-        var relayed = await peers.ChannelAsync(a, opened, b, accepted).ConfigureAwait(false);
-
-        // The same through the same relay with both agents announcing the relay's largest circuit window (1 MiB); to a
-        // third agent, as a second listening hop of B would take B's address (newest wins) and reset the circuit above.
-        var c = await peers.CreateAgentAsync().ConfigureAwait(false);
-        var wideA = await peers.LinkAsync(a, relay.HopEndPoint!, relay.Identifier, listen: false, window: 1 << 20).ConfigureAwait(false);
-        var wideC = await peers.LinkAsync(c, relay.HopEndPoint!, relay.Identifier, listen: true, window: 1 << 20).ConfigureAwait(false);
-        (opened, accepted) = await RelayPeers.CircuitAsync(wideA, wideC, c).ConfigureAwait(false);
-        var wide = await peers.ChannelAsync(a, opened, c, accepted).ConfigureAwait(false);
-
-        return ([new("direct", direct.Initiator, direct.Responder), new("forwarder", forwarded.Initiator, forwarded.Responder), new("relay", relayed.Initiator, relayed.Responder), new("relay-1MiB", wide.Initiator, wide.Responder)], forwarder!);
     }
 
     private static async Task ThroughputAsync(TextWriter output, ChannelPath[] paths)
@@ -102,10 +73,10 @@ internal static class RelayMode
                 {
                     var messages = round < 0 ? Math.Max(16, count / 4) : count;
                     var cpuBefore = Environment.CpuUsage.TotalTime;
-                    var rate = await SendReceiveAsync(paths[p], payload, messages).ConfigureAwait(false);
+                    var elapsed = await ChannelTraffic.SendReceiveAsync(paths[p].Initiator, paths[p].Responder, payload, messages).ConfigureAwait(false);
                     if (round >= 0)
                     {
-                        results[p].Add(rate);
+                        results[p].Add((double)messages * size / 1048576 / elapsed.TotalSeconds);
                         cpu[p].Add((Environment.CpuUsage.TotalTime - cpuBefore).TotalMilliseconds / ((double)messages * size / 1048576));
                     }
                 }
@@ -119,39 +90,15 @@ internal static class RelayMode
         output.WriteLine("relay's MaxCircuitWindow (1 MiB) instead of the 256 KiB default. CPU ms/MiB: this process's CPU time (all threads: agents, relay, forwarder) per MiB moved.");
     }
 
-    private static async Task<double> SendReceiveAsync(ChannelPath path, byte[] payload, int count)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var receiving = Task.Run(async () =>
-        {
-            long received = 0;
-            for (var i = 0; i < count; i++)
-            {
-                using var message = await path.Responder.ReceiveAsync().ConfigureAwait(false) ?? throw new InvalidOperationException($"The {path.Name} channel closed.");
-                received += message.Payload.Length;
-            }
-
-            return received;
-        });
-        for (var i = 0; i < count; i++)
-        {
-            await path.Initiator.SendAsync(payload).ConfigureAwait(false);
-        }
-
-        var total = await receiving.WaitAsync(RelayPeers.Guard).ConfigureAwait(false);
-        return total / 1048576.0 / Stopwatch.GetElapsedTime(started).TotalSeconds;
-    }
-
     private static async Task LatencyAsync(TextWriter output, ChannelPath[] paths)
     {
         var payload = RandomNumberGenerator.GetBytes(PingSize);
-        paths = paths[..3];
         var samples = paths.Select(_ => new List<double>()).ToArray();
         for (var block = -1; block < LatencyBlocks; block++)
         {
             for (var p = 0; p < paths.Length; p++)
             {
-                var rtts = await RoundTripsAsync(paths[p], payload, block < 0 ? 200 : RoundTripsPerBlock).ConfigureAwait(false);
+                var rtts = await ChannelTraffic.RoundTripsAsync(paths[p].Initiator, paths[p].Responder, payload, block < 0 ? 200 : RoundTripsPerBlock).ConfigureAwait(false);
                 if (block >= 0)
                 {
                     samples[p].AddRange(rtts);
@@ -161,7 +108,7 @@ internal static class RelayMode
 
         output.WriteLine(Invariant($"--- Round trip: {PingSize} B end-to-end message and its echo, {LatencyBlocks * RoundTripsPerBlock} round trips per path (blocks of {RoundTripsPerBlock} alternating paths, after 200 warm-up each), microseconds ---"));
         output.WriteLine(Invariant($"{"path",-10} {"median",9} {"p90",9} {"p99",9} {"mean",9} {"median/direct",14} {"p99/direct",11} {"median/fwd",11} {"p99/fwd",9}"));
-        var stats = samples.Select(s => (Median: Percentile(s, 0.5), P90: Percentile(s, 0.9), P99: Percentile(s, 0.99), Mean: s.Average())).ToArray();
+        var stats = samples.Select(s => (Median: Median(s), P90: Percentile(s, 0.9), P99: Percentile(s, 0.99), Mean: s.Average())).ToArray();
         for (var p = 0; p < paths.Length; p++)
         {
             var s = stats[p];
@@ -171,119 +118,19 @@ internal static class RelayMode
         output.WriteLine(Invariant($"Added by the relay (median): {stats[2].Median - stats[0].Median:F1} us over direct TCP, {stats[2].Median - stats[1].Median:F1} us over the plain forwarder, per round trip (two traversals)."));
     }
 
-    private static async Task<double[]> RoundTripsAsync(ChannelPath path, byte[] payload, int count)
-    {
-        var echo = Task.Run(async () =>
-        {
-            for (var i = 0; i < count; i++)
-            {
-                using var message = await path.Responder.ReceiveAsync().ConfigureAwait(false) ?? throw new InvalidOperationException($"The {path.Name} channel closed.");
-                await path.Responder.SendAsync(message.Payload).ConfigureAwait(false);
-            }
-        });
-        var rtts = new double[count];
-        for (var i = 0; i < count; i++)
-        {
-            var started = Stopwatch.GetTimestamp();
-            await path.Initiator.SendAsync(payload).ConfigureAwait(false);
-            using var reply = await path.Initiator.ReceiveAsync().ConfigureAwait(false) ?? throw new InvalidOperationException($"The {path.Name} channel closed.");
-            rtts[i] = Stopwatch.GetElapsedTime(started).TotalMicroseconds;
-        }
-
-        await echo.WaitAsync(RelayPeers.Guard).ConfigureAwait(false);
-        return rtts;
-    }
-
     private static async Task MemoryAsync(TextWriter output)
     {
         output.WriteLine(Invariant($"--- Relay memory and allocations: the relay alone in a child process ({RelayHostProcess.Switch}), agents in this one ---"));
-        var settings = new Dictionary<string, string?>(StringComparer.Ordinal)
-        {
-            ["Relay:MaxCircuitsPerConnection"] = Invariant($"{Circuits}"),
-            // 10,000 idle circuits reserve 10,000 windows on one hop; the budget is lifted so memory, not the cap, is measured.
-            ["Relay:MaxQueuedBytesPerConnection"] = Invariant($"{1L << 42}"),
-            ["Relay:MaxConnectionsPerAddress"] = Invariant($"{Hops * 2}"),
-        };
-        await using var peers = await RelayPeers.CreateAsync().ConfigureAwait(false);
-        var host = await RelayHostProcess.StartAsync(peers.Authority, settings).ConfigureAwait(false);
-        await using (host.ConfigureAwait(false))
-        {
-            var agents = new RelayPeers.Agent[Hops];
-            for (var i = 0; i < Hops; i++)
-            {
-                agents[i] = await peers.CreateAgentAsync().ConfigureAwait(false);
-            }
+        var result = await RelayMemory.MeasureAsync(output, Circuits, (peers, host, opener, target) => ForwardingAllocationsAsync(output, peers, host, opener, target)).ConfigureAwait(false);
+        output.WriteLine(Invariant($"(opened in {result.OpenTime.TotalSeconds:F2} s: {result.OpenRate:F0} circuits/s, {RelayMemory.OpenBatch} OPENs in flight, one accept loop)"));
+        output.WriteLine();
 
-            var empty = await host.MemoryAsync().ConfigureAwait(false);
-            output.WriteLine($"Relay started, no hop:        {empty}");
-
-            var links = new RelayLink[Hops];
-            for (var i = 0; i < Hops; i += 20)
-            {
-                var batch = Enumerable.Range(i, Math.Min(20, Hops - i)).Select(async j => links[j] = await peers.LinkAsync(agents[j], host.EndPoint, host.Identifier, listen: true).ConfigureAwait(false));
-                await Task.WhenAll(batch).ConfigureAwait(false);
-            }
-
-            var withHops = await host.MemoryAsync().ConfigureAwait(false);
-            output.WriteLine(Invariant($"{Hops} idle hops (listening):  {withHops}"));
-
-            await ForwardingAllocationsAsync(output, peers, host, (agents[0], links[0]), (agents[1], links[1])).ConfigureAwait(false);
-
-            var beforeCircuits = await host.MemoryAsync().ConfigureAwait(false);
-            output.WriteLine($"Before the circuits:          {beforeCircuits}");
-            var agentBefore = AgentSideMemory();
-            var openStarted = Stopwatch.GetTimestamp();
-            var circuits = await OpenCircuitsAsync(links[0], links[1], agents[1], Circuits).ConfigureAwait(false);
-            var openTime = Stopwatch.GetElapsedTime(openStarted);
-            var agentAfter = AgentSideMemory();
-            var withCircuits = await host.MemoryAsync().ConfigureAwait(false);
-            output.WriteLine(Invariant($"{Circuits} idle circuits:       {withCircuits}"));
-            output.WriteLine(Invariant($"(opened in {openTime.TotalSeconds:F2} s: {Circuits / openTime.TotalSeconds:F0} circuits/s, {OpenBatch} OPENs in flight, one accept loop)"));
-            output.WriteLine();
-
-            var perHop = (double)(withHops.Managed - empty.Managed) / Hops;
-            var perHopWs = (double)(withHops.WorkingSet - empty.WorkingSet) / Hops;
-            var perCircuit = (double)(withCircuits.Managed - beforeCircuits.Managed) / Circuits;
-            var perCircuitWs = (double)(withCircuits.WorkingSet - beforeCircuits.WorkingSet) / Circuits;
-            output.WriteLine(Invariant($"{"relay process, per",-34} {"managed (GC.GetTotalMemory(true))",34} {"GC heap size",14} {"working set",12}"));
-            output.WriteLine(Invariant($"{"idle hop (TCP + channel + HELLO)",-34} {FormatBytes(perHop),34} {FormatBytes((double)(withHops.HeapSize - empty.HeapSize) / Hops),14} {FormatBytes(perHopWs),12}"));
-            output.WriteLine(Invariant($"{"idle circuit (ends on two hops)",-34} {FormatBytes(perCircuit),34} {FormatBytes((double)(withCircuits.HeapSize - beforeCircuits.HeapSize) / Circuits),14} {FormatBytes(perCircuitWs),12}"));
-            output.WriteLine(Invariant($"Agent side, for comparison (this process, both Circuit ends of each circuit, GC.GetTotalMemory(true)): {FormatBytes((double)(agentAfter - agentBefore) / Circuits)} per circuit."));
-            output.WriteLine("Working set includes native memory (socket buffers, libsodium guarded pages) and moves with the GC's page use: indicative only.");
-
-            await Task.WhenAll(circuits.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
-        }
-    }
-
-    private static long AgentSideMemory()
-    {
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        return GC.GetTotalMemory(forceFullCollection: true);
-    }
-
-    private static async Task<List<Circuit>> OpenCircuitsAsync(RelayLink from, RelayLink to, RelayPeers.Agent target, int count)
-    {
-        var all = new List<Circuit>(2 * count);
-        var accepting = Task.Run(async () =>
-        {
-            var accepted = new List<Circuit>(count);
-            for (var i = 0; i < count; i++)
-            {
-                var incoming = await to.AcceptCircuitAsync().ConfigureAwait(false);
-                accepted.Add(await incoming.AcceptAsync().ConfigureAwait(false));
-            }
-
-            return accepted;
-        });
-        var address = target.Identity.Identifier.ToString();
-        for (var i = 0; i < count; i += OpenBatch)
-        {
-            all.AddRange(await Task.WhenAll(Enumerable.Range(0, Math.Min(OpenBatch, count - i)).Select(_ => from.OpenCircuitAsync(address))).WaitAsync(RelayPeers.Guard).ConfigureAwait(false));
-        }
-
-        all.AddRange(await accepting.WaitAsync(RelayPeers.Guard).ConfigureAwait(false));
-        return all;
+        var (perHop, perCircuit) = (result.PerHop, result.PerCircuit);
+        output.WriteLine(Invariant($"{"relay process, per",-34} {"managed (GC.GetTotalMemory(true))",34} {"GC heap size",14} {"working set",12}"));
+        output.WriteLine(Invariant($"{"idle hop (TCP + channel + HELLO)",-34} {FormatBytes(perHop.Managed),34} {FormatBytes(perHop.HeapSize),14} {FormatBytes(perHop.WorkingSet),12}"));
+        output.WriteLine(Invariant($"{"idle circuit (ends on two hops)",-34} {FormatBytes(perCircuit.Managed),34} {FormatBytes(perCircuit.HeapSize),14} {FormatBytes(perCircuit.WorkingSet),12}"));
+        output.WriteLine(Invariant($"Agent side, for comparison (this process, both Circuit ends of each circuit, GC.GetTotalMemory(true)): {FormatBytes(result.AgentSidePerCircuit)} per circuit."));
+        output.WriteLine("Working set includes native memory (socket buffers, libsodium guarded pages) and moves with the GC's page use: indicative only.");
     }
 
     /// <summary>The relay process's allocations per forwarded DATA frame: 1 KiB frames echoed on a bare circuit, then 64 KiB end-to-end messages.</summary>
@@ -310,13 +157,12 @@ internal static class RelayMode
 
         (opened, accepted) = await RelayPeers.CircuitAsync(linkA, linkB, b).ConfigureAwait(false);
         var channels = await peers.ChannelAsync(a, opened, b, accepted).ConfigureAwait(false);
-        var path = new ChannelPath("relay", channels.Initiator, channels.Responder);
         var message = RandomNumberGenerator.GetBytes(65536);
-        await SendReceiveAsync(path, message, 200).ConfigureAwait(false);
+        await ChannelTraffic.SendReceiveAsync(channels.Initiator, channels.Responder, message, 200).ConfigureAwait(false);
         before = await host.StatsAsync().ConfigureAwait(false);
-        var rate = await SendReceiveAsync(path, message, 2000).ConfigureAwait(false);
+        var elapsed = await ChannelTraffic.SendReceiveAsync(channels.Initiator, channels.Responder, message, 2000).ConfigureAwait(false);
         after = await host.StatsAsync().ConfigureAwait(false);
-        PrintAllocations(output, Invariant($"64 KiB end-to-end messages, one way (2,000; {rate:F0} MiB/s)"), before, after);
+        PrintAllocations(output, Invariant($"64 KiB end-to-end messages, one way (2,000; {2000 * 65536 / 1048576.0 / elapsed.TotalSeconds:F0} MiB/s)"), before, after);
         await channels.Initiator.DisposeAsync().ConfigureAwait(false);
         await channels.Responder.DisposeAsync().ConfigureAwait(false);
         await opened.DisposeAsync().ConfigureAwait(false);
@@ -373,15 +219,4 @@ internal static class RelayMode
             }
         }
     }
-
-    private static double Median(List<double> values) => Percentile(values, 0.5);
-
-    private static double Percentile(List<double> values, double quantile) => BenchText.Quantile([.. values.Order()], quantile);
-
-    private static string FormatSize(int size) => size >= 1048576 ? Invariant($"{size >> 20} MiB") : Invariant($"{size >> 10} KiB");
-
-    private static string FormatBytes(double bytes) => Invariant($"{bytes:N0} B");
-
-
-    private sealed record ChannelPath(string Name, SecureChannel Initiator, SecureChannel Responder);
 }

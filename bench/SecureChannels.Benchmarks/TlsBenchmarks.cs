@@ -23,10 +23,8 @@ public class TlsHandshakeBenchmarks
         await using (client.ConfigureAwait(false))
         await using (server.ConfigureAwait(false))
         {
-            if (!client.IsMutuallyAuthenticated || !server.IsMutuallyAuthenticated || client.SslProtocol != System.Security.Authentication.SslProtocols.Tls13)
-            {
-                throw new InvalidOperationException($"Not a mutually authenticated TLS 1.3 connection: {client.SslProtocol}, mutual {client.IsMutuallyAuthenticated}/{server.IsMutuallyAuthenticated}.");
-            }
+            TlsPeers.EnsureMutualTls13(client);
+            TlsPeers.EnsureMutualTls13(server);
         }
     }
 

@@ -69,9 +69,15 @@ internal sealed class TlsPeers : IDisposable
     public static TlsPeers Create(TlsCipherSuite? cipher = null) => new(cipher);
 
     /// <summary>Runs both sides of a handshake over a fresh in-memory connection, concurrently.</summary>
-    public async Task<(SslStream Client, SslStream Server)> ConnectAsync()
+    public Task<(SslStream Client, SslStream Server)> ConnectAsync()
     {
         var (clientStream, serverStream) = InMemoryConnection.CreateStreams();
+        return ConnectAsync(clientStream, serverStream);
+    }
+
+    /// <summary>Runs both sides of a handshake over the two ends of one connection, concurrently; the TLS streams own them.</summary>
+    public async Task<(SslStream Client, SslStream Server)> ConnectAsync(Stream clientStream, Stream serverStream)
+    {
         var client = new SslStream(clientStream, leaveInnerStreamOpen: false);
         var server = new SslStream(serverStream, leaveInnerStreamOpen: false);
         try
@@ -86,6 +92,15 @@ internal sealed class TlsPeers : IDisposable
             await client.DisposeAsync().ConfigureAwait(false);
             await server.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>Throws unless <paramref name="stream"/> negotiated TLS 1.3 with both sides authenticated by certificate.</summary>
+    public static void EnsureMutualTls13(SslStream stream)
+    {
+        if (stream.SslProtocol != SslProtocols.Tls13 || !stream.IsMutuallyAuthenticated || stream.RemoteCertificate is null)
+        {
+            throw new InvalidOperationException($"Not a mutually authenticated TLS 1.3 connection: {stream.SslProtocol}, mutual {stream.IsMutuallyAuthenticated}.");
         }
     }
 
