@@ -58,7 +58,9 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
     private readonly Task _sending;
     private int _closed;
     private int _lingering;
-    private volatile bool _sendBusy;
+    private readonly Lock _sendGate = new();
+    private bool _sendBusy;
+    private bool _lingerExpired;
     private volatile Exception? _receiveError;
     private volatile Exception? _sendError;
 
@@ -161,7 +163,20 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
         }
         catch (TimeoutException)
         {
-            Close(graceful: !_sendBusy);
+            bool sending;
+            lock (_sendGate)
+            {
+                _lingerExpired = true;
+                sending = _sendBusy;
+            }
+
+            // A send in progress cannot be asked: it is cut with a reset. Otherwise the send loop decides at its
+            // next wake (graceful only if nothing flushed is left).
+            if (sending)
+            {
+                Close(graceful: false);
+            }
+
             _toSend.Reader.CancelPendingRead();
             await _sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
@@ -251,7 +266,19 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
-                _sendBusy = !buffer.IsEmpty;
+                lock (_sendGate)
+                {
+                    if (_lingerExpired)
+                    {
+                        // The linger passed while this loop waited: what is still here was never sent.
+                        reader.AdvanceTo(buffer.Start);
+                        graceful = buffer.IsEmpty;
+                        break;
+                    }
+
+                    _sendBusy = true;
+                }
+
                 try
                 {
                     foreach (var segment in buffer)
@@ -262,18 +289,15 @@ public sealed class SocketPipe : IDuplexPipe, IAsyncDisposable
                 finally
                 {
                     reader.AdvanceTo(buffer.End);
-                    _sendBusy = false;
+                    lock (_sendGate)
+                    {
+                        _sendBusy = false;
+                    }
                 }
 
                 if (result.IsCompleted)
                 {
                     graceful = true;
-                    break;
-                }
-
-                if (result.IsCanceled && Volatile.Read(ref _closed) != 0)
-                {
-                    // The linger closed the connection while this loop had nothing to send.
                     break;
                 }
             }
