@@ -3,9 +3,9 @@ using System.Runtime.InteropServices;
 namespace SecureChannels.Benchmarks;
 
 /// <summary>
-/// The bare libsodium functions under NSec's X25519 and Ed25519, for a baseline without NSec's key objects: every NSec
-/// <c>Key</c> and <c>SharedSecret</c> lives in sodium_malloc's guarded memory (mmap, mprotect, mlock per
-/// object), which these calls skip. The library is the one NSec loads, from the libsodium package.
+/// The bare libsodium functions the baselines need beyond src's own <c>Libsodium</c> (which the X25519 baselines call):
+/// its random generator and Ed25519 verification, without NSec's key objects (sodium_malloc's guarded memory per
+/// object). The library is the one NSec loads, from the libsodium package.
 /// </summary>
 internal static class NativeMethods
 {
@@ -15,16 +15,6 @@ internal static class NativeMethods
     [DllImport(Libsodium, EntryPoint = "sodium_init")]
     [DefaultDllImportSearchPaths(DllImportSearchPath.AssemblyDirectory | DllImportSearchPath.SafeDirectories)]
     internal static extern int SodiumInit();
-
-    /// <summary>q = n·p; returns -1 when the result is all zeros (a low-order p).</summary>
-    [DllImport(Libsodium, EntryPoint = "crypto_scalarmult_curve25519")]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.AssemblyDirectory | DllImportSearchPath.SafeDirectories)]
-    internal static extern int ScalarMult(byte[] q, byte[] n, byte[] p);
-
-    /// <summary>q = n·B: the public key of private key n.</summary>
-    [DllImport(Libsodium, EntryPoint = "crypto_scalarmult_curve25519_base")]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.AssemblyDirectory | DllImportSearchPath.SafeDirectories)]
-    internal static extern int ScalarMultBase(byte[] q, byte[] n);
 
     /// <summary>Fills <paramref name="buffer"/> with <paramref name="size"/> random bytes (libsodium's generator, as NSec's key creation uses).</summary>
     [DllImport(Libsodium, EntryPoint = "randombytes_buf")]

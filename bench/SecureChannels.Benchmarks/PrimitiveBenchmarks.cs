@@ -112,13 +112,13 @@ public class PrimitiveBenchmarks
         return secret is not null;
     }
 
-    /// <summary>libsodium's crypto_scalarmult_curve25519 called directly: the curve arithmetic alone, no NSec objects.</summary>
+    /// <summary>libsodium's crypto_scalarmult_curve25519 called directly (src's Libsodium): the curve arithmetic alone, no NSec objects.</summary>
     [Benchmark]
-    public int SodiumScalarMult() => NativeMethods.ScalarMult(_shared, _localPrivateRaw, _remoteRaw);
+    public bool SodiumScalarMult() => Libsodium.ScalarMult(_shared, _localPrivateRaw, _remoteRaw);
 
-    /// <summary>libsodium's crypto_scalarmult_curve25519_base called directly: a public key from a private key, no NSec objects.</summary>
+    /// <summary>libsodium's crypto_scalarmult_curve25519_base called directly (src's Libsodium): a public key from a private key, no NSec objects.</summary>
     [Benchmark]
-    public int SodiumScalarMultBase() => NativeMethods.ScalarMultBase(_shared, _localPrivateRaw);
+    public void SodiumScalarMultBase() => Libsodium.ScalarMultBase(_shared, _localPrivateRaw);
 
     /// <summary>Our Curve25519Dh.Agree: public key import from raw bytes, exportable Agree, export.</summary>
     [Benchmark]

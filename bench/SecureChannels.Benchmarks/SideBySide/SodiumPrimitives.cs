@@ -1,4 +1,5 @@
 using NSec.Cryptography;
+using SecureChannels.Protocol.Noise.Crypto;
 
 namespace SecureChannels.Benchmarks.SideBySide;
 
@@ -44,7 +45,7 @@ internal sealed class SodiumPrimitives
         var theirs = new byte[KeyLength];
         var tampered = (byte[])_signature.Clone();
         tampered[0] ^= 1;
-        if (NativeMethods.ScalarMult(ours, _private, _peerPublic) != 0 || NativeMethods.ScalarMult(theirs, _peerPrivate, _public) != 0
+        if (!Libsodium.ScalarMult(ours, _private, _peerPublic) || !Libsodium.ScalarMult(theirs, _peerPrivate, _public)
             || !ours.AsSpan().SequenceEqual(theirs) || _public.AsSpan().SequenceEqual(_peerPublic)
             || NativeMethods.Ed25519VerifyDetached(_signature, _message, SignedLength, _signingPublicKey) != 0
             || NativeMethods.Ed25519VerifyDetached(tampered, _message, SignedLength, _signingPublicKey) == 0)
@@ -59,10 +60,7 @@ internal sealed class SodiumPrimitives
         for (long i = 0; i < count; i++)
         {
             NativeMethods.RandomBytes(_private, KeyLength);
-            if (NativeMethods.ScalarMultBase(_public, _private) != 0)
-            {
-                throw new InvalidOperationException("The base-point multiplication failed.");
-            }
+            Libsodium.ScalarMultBase(_public, _private);
         }
     }
 
@@ -71,7 +69,7 @@ internal sealed class SodiumPrimitives
     {
         for (long i = 0; i < count; i++)
         {
-            if (NativeMethods.ScalarMult(_shared, _private, _peerPublic) != 0)
+            if (!Libsodium.ScalarMult(_shared, _private, _peerPublic))
             {
                 throw new InvalidOperationException("X25519 failed.");
             }
