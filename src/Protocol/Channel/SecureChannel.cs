@@ -51,6 +51,10 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private long _messagesReceived;
     private long _receivedAcknowledged;
     private TaskCompletionSource? _ackSignal;
+
+    // Credential updates accepted in the current minute (MaxCredentialUpdatesPerMinute); touched by the pump only.
+    private DateTimeOffset _updateWindowStart = DateTimeOffset.MinValue;
+    private int _updatesInWindow;
     private ChannelCloseInfo? _closeInfo;
     private VerifiedPeer _peer;
 
@@ -756,6 +760,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
     // policy, or the channel ends (the exception closes it with its code). The peer is then replaced whole.
     private void AcceptCredentialUpdate(ReadOnlyMemory<byte> body)
     {
+        // A window of one minute from the first update after the last window ended.
+        var now = _options.TimeProvider.GetUtcNow();
+        if (now - _updateWindowStart >= TimeSpan.FromMinutes(1))
+        {
+            (_updateWindowStart, _updatesInWindow) = (now, 0);
+        }
+
+        if (++_updatesInWindow > _options.MaxCredentialUpdatesPerMinute)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"The peer sent more than {_options.MaxCredentialUpdatesPerMinute} credential updates in a minute.");
+        }
+
         ImmutableArray<byte[]> encoded;
         try
         {
