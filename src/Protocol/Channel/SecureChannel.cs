@@ -35,6 +35,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private readonly byte[] _handshakeHash;
     private readonly ITimer _timer;
     private readonly byte[] _ackBody = new byte[ChannelFraming.AckBodyLength];
+    private readonly Lock _ackLock = new();
     private Task _pump = Task.CompletedTask;
     private Task _outputFinished = Task.CompletedTask;
     private long _recordsSinceRekey;
@@ -238,7 +239,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
         while (true)
         {
             Task signal;
-            lock (_inbox)
+            lock (_ackLock)
             {
                 if (MessagesAcknowledged >= count)
                 {
@@ -705,7 +706,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private void WakeAcknowledgementWaiters()
     {
         TaskCompletionSource? signal;
-        lock (_inbox)
+        lock (_ackLock)
         {
             (signal, _ackSignal) = (_ackSignal, null);
         }
