@@ -852,7 +852,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
         }
 
         _lastSent = now;
-        var result = await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        FlushResult result;
+        try
+        {
+            result = await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            // A transport reset under the flush (a socket's send failed): the documented error, not the raw one. As
+            // below, the receive pump ends the channel, with the peer's reason if one arrived before the reset.
+            throw new SecureChannelException(ChannelErrorCode.ConnectionLost, $"The connection failed: {e.Message}", e);
+        }
+
         if (result.IsCompleted)
         {
             // Not the end of the channel by itself: the peer may have sent a CLOSE with its reason, which the
@@ -884,9 +895,10 @@ public sealed partial class SecureChannel : IAsyncDisposable
             WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
             await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (InvalidOperationException)
+        catch (Exception e) when (e is InvalidOperationException or IOException)
         {
-            // The connection is already gone; the close is moot.
+            // The connection is already gone (completed, or reset under the flush); the close is moot, and the
+            // receive pump reports how the channel ended.
         }
         finally
         {
