@@ -934,6 +934,13 @@ public sealed partial class SecureChannel : IAsyncDisposable
         TryAcknowledge();
         if (now - _lastSent >= _options.KeepaliveInterval && _sendLock.Wait(0))
         {
+            if (_closeSent)
+            {
+                // After its CLOSE a side sends nothing more.
+                _sendLock.Release();
+                return;
+            }
+
             try
             {
                 WriteRecord(RecordType.Keepalive, default);
