@@ -43,6 +43,39 @@ public sealed class FrameSelector
         return new(f => predicate(f.Index, f.Frame), description);
     }
 
+    /// <summary>
+    /// The <paramref name="n"/>th frame (from 1) the predicate accepts: e.g. the fifth frame big enough to carry a
+    /// message, wherever the handshakes and control frames before it fall. Counts as frames pass, so use one
+    /// selector in one direction only.
+    /// </summary>
+    public static FrameSelector NthWhere(int n, Func<int, ReadOnlyMemory<byte>, bool> predicate, string description)
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        var counted = 0;
+        var lastIndex = -1;
+        var matched = -1;
+        return new(
+            f =>
+            {
+                // Asked again about the same frame (several rules, or a replay's original), the answer stays.
+                if (f.Index != lastIndex)
+                {
+                    lastIndex = f.Index;
+                    if (predicate(f.Index, f.Frame) && ++counted == n)
+                    {
+                        matched = f.Index;
+                    }
+                }
+
+                return f.Index == matched;
+            },
+            $"the {n}th of {description}");
+    }
+
+    /// <summary>The <paramref name="n"/>th frame (from 1) whose body is longer than <paramref name="bytes"/>.</summary>
+    public static FrameSelector NthLongerThan(int n, int bytes) =>
+        NthWhere(n, (_, f) => f.Length - LengthPrefixedFrame.HeaderLength > bytes, $"frames longer than {bytes} bytes");
+
     public static implicit operator FrameSelector(int index) => Frame(index);
 
     public static FrameSelector FromInt32(int index) => Frame(index);
