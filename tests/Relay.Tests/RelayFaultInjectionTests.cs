@@ -46,6 +46,7 @@ public sealed class RelayFaultInjectionTests
         var (a, b, _, accepted) = await kit.EndToEndOverCircuitAsync(alice, linkA, bob, linkB, bob.Identity.Identifier.ToString());
 
         await AssertStreamsBreakCleanlyAsync(a, b, $"{fault} towards the {(towardsRelay ? "relay" : "agent")}");
+        Assert.Equal(1, (towardsRelay ? link.LeftToRight : link.RightToLeft).FaultsApplied);
         Assert.NotEqual(Protocol.Circuits.RelayErrorCode.Normal, (await accepted.Completion.WaitAsync(RelayTestKit.Guard)).Code);
         await link.Completion.WaitAsync(RelayTestKit.Guard);
 
@@ -139,6 +140,7 @@ public sealed class RelayFaultInjectionTests
 
         await AssertStreamsBreakCleanlyAsync(a, b, $"{fault} towards the {(towardsDialed ? "dialed" : "dialing")} relay");
         await proxy.Links[0].Completion.WaitAsync(RelayTestKit.Guard);
+        Assert.Equal(1, (towardsDialed ? proxy.Links[0].LeftToRight : proxy.Links[0].RightToLeft).FaultsApplied);
         await RelayTestKit.UntilAsync(() => relayA.Server.CircuitEndCount == 0 && relayB.Server.CircuitEndCount == 0);
         Assert.False(linkA.Completion.IsCompleted || linkB.Completion.IsCompleted, "An agent's hop ended although only the relays' link was faulty.");
 

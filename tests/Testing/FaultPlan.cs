@@ -72,9 +72,31 @@ public sealed class FrameSelector
             $"the {n}th of {description}");
     }
 
-    /// <summary>The <paramref name="n"/>th frame (from 1) whose body is longer than <paramref name="bytes"/>.</summary>
-    public static FrameSelector NthLongerThan(int n, int bytes) =>
-        NthWhere(n, (_, f) => f.Length - LengthPrefixedFrame.HeaderLength > bytes, $"frames longer than {bytes} bytes");
+    /// <summary>The frame <paramref name="frames"/> after the one <paramref name="first"/> selects first (use both in one direction only).</summary>
+    public static FrameSelector After(FrameSelector first, int frames = 1)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        var at = -1;
+        return new(
+            f =>
+            {
+                if (at < 0 && first.Matches(f))
+                {
+                    at = f.Index;
+                }
+
+                return at >= 0 && f.Index == at + frames;
+            },
+            $"{frames} after {first}");
+    }
+
+    /// <summary>The first frame whose body is exactly <paramref name="bytes"/> long (a record of a known size, such as a CLOSE).</summary>
+    public static FrameSelector FirstOfLength(int bytes) =>
+        NthWhere(1, (_, f) => f.Length - LengthPrefixedFrame.HeaderLength == bytes, $"frames of {bytes} bytes");
+
+    /// <summary>The <paramref name="n"/>th frame (from 1) whose body is longer than <paramref name="bytes"/>, counting from frame <paramref name="from"/>.</summary>
+    public static FrameSelector NthLongerThan(int n, int bytes, int from = 0) =>
+        NthWhere(n, (i, f) => i >= from && f.Length - LengthPrefixedFrame.HeaderLength > bytes, $"frames longer than {bytes} bytes from frame {from}");
 
     public static implicit operator FrameSelector(int index) => Frame(index);
 

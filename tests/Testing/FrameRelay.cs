@@ -22,10 +22,12 @@ public sealed class FrameRelay
     private readonly ArrayBufferWriter<byte>? _seen;
     private readonly ArrayBufferWriter<byte>? _sent;
     private readonly TaskCompletionSource _blocked = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _delaying = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<FaultRule, byte[]> _originals = new(ReferenceEqualityComparer.Instance);
     private readonly List<byte[]> _reordered = [];
     private TaskCompletionSource _frameSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _frames;
+    private int _faults;
     private long _offset;
     private long _forwarded;
     private long _maxHeld;
@@ -58,6 +60,12 @@ public sealed class FrameRelay
 
     /// <summary>Completes the first time a flush towards the destination does not complete at once: the reader stopped reading.</summary>
     public Task Blocked => _blocked.Task;
+
+    /// <summary>Completes the first time a delay holds a frame back (its gate still closed).</summary>
+    public Task Delaying => _delaying.Task;
+
+    /// <summary>How many times a rule of the plan applied to a frame: zero means the plan never found its frame.</summary>
+    public int FaultsApplied => Volatile.Read(ref _faults);
 
     /// <summary>Frames read from the source so far.</summary>
     public int Frames => Volatile.Read(ref _frames);
@@ -200,12 +208,18 @@ public sealed class FrameRelay
             var reorder = false;
             foreach (var rule in _plan.Rules.Where(r => r.At.Matches(context)))
             {
+                Interlocked.Increment(ref _faults);
                 switch (rule.Kind)
                 {
                     case FaultKind.Delay:
                         // What came before goes on now; this frame and everything after wait.
                         await FlushAsync().ConfigureAwait(false);
-                        await Task.WhenAny(rule.Gate!, _link.CutTask).ConfigureAwait(false);
+                        if (!rule.Gate!.IsCompleted)
+                        {
+                            _delaying.TrySetResult();
+                        }
+
+                        await Task.WhenAny(rule.Gate, _link.CutTask).ConfigureAwait(false);
                         if (_link.IsCut)
                         {
                             return false;

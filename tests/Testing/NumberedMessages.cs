@@ -51,13 +51,13 @@ public static class NumberedMessages
         ArgumentNullException.ThrowIfNull(channel);
         for (var number = 1; number <= count; number++)
         {
-            if (before is not null)
-            {
-                await before(number).ConfigureAwait(false);
-            }
-
             try
             {
+                if (before is not null)
+                {
+                    await before(number).ConfigureAwait(false);
+                }
+
                 await channel.SendAsync(Create(number, sizeOf?.Invoke(number) ?? size)).ConfigureAwait(false);
             }
             catch (SecureChannelException e)
