@@ -33,9 +33,10 @@ public sealed class FaultyLink
 
     /// <summary>
     /// Cuts the link now: both directions stop passing frames on; each party's reader sees the end of its stream
-    /// (or <paramref name="error"/>) and each party's writer sees that nobody reads any more.
+    /// (or <paramref name="error"/>) and each party's writer sees that nobody reads any more, or, with
+    /// <paramref name="resetWriters"/>, fails with <paramref name="error"/> as a writer to a reset socket does.
     /// </summary>
-    public void Cut(Exception? error = null) => _cut.Cut(error);
+    public void Cut(Exception? error = null, bool resetWriters = false) => _cut.Cut(error, resetWriters);
 
     /// <summary>
     /// Puts a faulty link in front of <paramref name="far"/> (e.g. a TCP connection): returns the end a party uses

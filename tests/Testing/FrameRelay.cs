@@ -331,7 +331,8 @@ public sealed class FrameRelay
     {
         try
         {
-            await _source.CompleteAsync().ConfigureAwait(false);
+            // A reset reaches the writer on the far side of the source too; otherwise it learns only that nobody reads.
+            await _source.CompleteAsync(_link.ResetWriters ? _link.CutError : null).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
         {
@@ -362,6 +363,8 @@ internal sealed class LinkCut
 
     public Exception? CutError => Volatile.Read(ref _error);
 
+    public bool ResetWriters { get; private set; }
+
     public void Add(FrameRelay direction)
     {
         lock (_directions)
@@ -370,9 +373,13 @@ internal sealed class LinkCut
         }
     }
 
-    public void Cut(Exception? error)
+    public void Cut(Exception? error, bool resetWriters = false)
     {
-        Interlocked.CompareExchange(ref _error, error, null);
+        if (Interlocked.CompareExchange(ref _error, error, null) is null && error is not null)
+        {
+            ResetWriters = resetWriters;
+        }
+
         if (_cut.TrySetResult())
         {
             FrameRelay[] directions;
