@@ -112,24 +112,11 @@ public sealed class RelayFaultInjectionTests
     public async Task A_fault_on_the_link_between_two_relays_ends_both_channels_after_an_in_order_prefix_and_the_relays_link_again(string fault, bool towardsDialed)
     {
         await using var kit = await RelayTestKit.CreateAsync();
-        var identityA = await kit.CreateAgentAsync(["role=relay"]);
-        var identityB = await kit.CreateAgentAsync(["role=relay"]);
-        var relayB = await kit.StartRelayAsync("relay-b", identityB, new Dictionary<string, string?>
-        {
-            ["Peers:0:Name"] = "relay-a",
-            ["Peers:0:Identifier"] = identityA.Identity.Identifier.ToString(),
-        });
-
         // Relay A dials B through the proxy: its first connection misbehaves, later ones are sound.
         var plan = Plan(fault);
-        await using var proxy = new FaultyTcpProxy(relayB.Server.HopEndPoint!, n => n == 0 ? (towardsDialed ? plan : null, towardsDialed ? null : plan) : (null, null));
-        var relayA = await kit.StartRelayAsync("relay-a", identityA, new Dictionary<string, string?>
-        {
-            ["Peers:0:Name"] = "relay-b",
-            ["Peers:0:Identifier"] = identityB.Identity.Identifier.ToString(),
-            ["Peers:0:Endpoint"] = proxy.EndPoint.ToString(),
-        });
-        await RelayTestKit.UntilAsync(() => relayA.Server.IsLinked("relay-b") && relayB.Server.IsLinked("relay-a"));
+        FaultyTcpProxy? started = null;
+        var (relayA, relayB) = await kit.StartLinkedRelaysAsync(b => (started = new FaultyTcpProxy(b, n => n == 0 ? (towardsDialed ? plan : null, towardsDialed ? null : plan) : (null, null))).EndPoint);
+        await using var proxy = started!;
 
         var alice = await kit.CreateAgentAsync(["role=agent"]);
         var bob = await kit.CreateAgentAsync(["role=agent"]);
