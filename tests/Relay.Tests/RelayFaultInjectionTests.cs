@@ -92,6 +92,7 @@ public sealed class RelayFaultInjectionTests
             var received = await receiving.WaitAsync(RelayTestKit.Guard);
             Assert.True(received.Failure is null && received.Numbers.SequenceEqual(Enumerable.Range(1, Few)), received.ToString());
             Assert.Equal(ChannelErrorCode.Normal, (await b.Completion.WaitAsync(RelayTestKit.Guard)).Code);
+            Assert.Equal(Few, a.MessagesAcknowledged);
         }
     }
 
@@ -178,12 +179,21 @@ public sealed class RelayFaultInjectionTests
         var fromBob = NumberedMessages.SendAsync(b, Count, Size);
         await Task.WhenAll(atBob, atAlice, fromAlice, fromBob).WaitAsync(RelayTestKit.Guard);
 
-        foreach (var (sender, sent, receiver, received) in new[] { ("alice", fromAlice.Result, "bob", atBob.Result), ("bob", fromBob.Result, "alice", atAlice.Result) })
+        foreach (var (sender, channel, sent, receiver, received) in new[] { ("alice", a, fromAlice.Result, "bob", atBob.Result), ("bob", b, fromBob.Result, "alice", atAlice.Result) })
         {
+            // Exactly 1..k, each once, in order; the broken hop cost some.
             Assert.True(received.IsPrefix, $"{what}: {receiver} {received}");
-            Assert.True(received.Numbers.Count <= sent.Sent, $"{what}: {receiver} got {received.Numbers.Count} of {sent.Sent} sent by {sender}.");
-            Assert.True(received.Numbers.Count < Count, $"{what}: {receiver} got every message although the hop broke.");
+            var k = received.Numbers.Count;
+            Assert.True(sent.Sent <= channel.MessagesSent && k <= channel.MessagesSent, $"{what}: {receiver} got {k}, {sent.Sent} sends by {sender} returned, {channel.MessagesSent} written.");
+            Assert.True(k < Count, $"{what}: {receiver} got every message although the hop broke.");
             Assert.True(received.Failure is { Code: not ChannelErrorCode.Normal }, $"{what}: {receiver} {received}");
+
+            // The sender's account: every message confirmed arrived; past the confirmed ones it is told it cannot count on them.
+            Assert.True(channel.MessagesAcknowledged <= k, $"{what}: {channel.MessagesAcknowledged} of {sender}'s messages confirmed, {k} received.");
+            if (channel.MessagesAcknowledged < channel.MessagesSent)
+            {
+                await Assert.ThrowsAsync<SecureChannelException>(async () => await channel.WaitForAcknowledgementAsync(channel.MessagesSent).AsTask().WaitAsync(RelayTestKit.Guard));
+            }
         }
 
         var endA = await a.Completion.WaitAsync(RelayTestKit.Guard);
