@@ -102,6 +102,19 @@ public sealed class AuthorityOptions
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan StoreRetryDelay { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// Entries the revocation list holds at most; the wire's limit (65,536) by default. When it is full, credential
+    /// entries whose credential expired more than <see cref="RevocationPruneMargin"/> ago are dropped before a new
+    /// entry goes in (expiry alone refuses those credentials now), so revoking keeps working for as long as the
+    /// authority runs. Only when nothing can be dropped is a revocation refused (OutOfRange).
+    /// </summary>
+    [Range(1, Protocol.Credentials.CredentialLimits.MaxRevocationEntries)]
+    public int MaxRevocationEntries { get; set; } = Protocol.Credentials.CredentialLimits.MaxRevocationEntries;
+
+    /// <summary>How long after a revoked credential expired its entry stays listed: for verifiers whose clocks run behind.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00")]
+    public TimeSpan RevocationPruneMargin { get; set; } = TimeSpan.FromDays(1);
+
     /// <summary>The authority's channel endpoint as parsed.</summary>
     public IPEndPoint GetEndPoint() => IPEndPoint.Parse(Endpoint);
 }

@@ -440,13 +440,20 @@ public sealed partial class AuthorityService
                 return null; // Revoked already: nothing new to sign or push.
             }
 
-            if (current?.Entries.Length >= CredentialLimits.MaxRevocationEntries)
+            var now = Now();
+            var entries = current?.Entries ?? [];
+            if (entries.Length >= _options.MaxRevocationEntries)
             {
-                throw Refuse(AuthorityErrorCode.OutOfRange, $"The revocation list holds its limit of {CredentialLimits.MaxRevocationEntries} entries; revoke by subject or principal.");
+                entries = await WithoutExpiredCredentialsAsync(tx, entries, now, cancellationToken).ConfigureAwait(false);
+                if (entries.Length >= _options.MaxRevocationEntries)
+                {
+                    throw Refuse(AuthorityErrorCode.OutOfRange, $"The revocation list holds its limit of {_options.MaxRevocationEntries} entries and none has expired; revoke by subject or principal.");
+                }
+
+                LogPruned(_logger, current!.Entries.Length - entries.Length);
             }
 
-            var now = Now();
-            var list = new RevocationList(Identity.Identifier, (current?.Sequence ?? 0) + 1, now, [.. current?.Entries ?? [], entry]);
+            var list = new RevocationList(Identity.Identifier, (current?.Sequence ?? 0) + 1, now, [.. entries, entry]);
             var signed = await SignedRevocationList.SignAsync(list, Identity, cancellationToken).ConfigureAwait(false);
             await tx.InsertDocumentAsync(new StoredDocument(RevocationsKind, string.Empty, (long)list.Sequence, signed.Encode(), now), cancellationToken).ConfigureAwait(false);
             await AuditAsync(tx, caller, principal, "revoke", entry.ToString(), reason, cancellationToken).ConfigureAwait(false);
@@ -461,6 +468,26 @@ public sealed partial class AuthorityService
         _metrics.Revoked(entry.Kind);
         LogRevoked(_logger, caller.Identifier, entry, published.List.Sequence);
         return (published.List.Sequence, published);
+    }
+
+    // A revoked credential that expired (with the margin for slow clocks) is refused by expiry alone, and so is
+    // everything delegated below it (a delegation never outlives its parent). Unknown ids stay: their expiry is unknown.
+    private async Task<ImmutableArray<RevocationEntry>> WithoutExpiredCredentialsAsync(IAuthorityTransaction tx, ImmutableArray<RevocationEntry> entries, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var kept = ImmutableArray.CreateBuilder<RevocationEntry>(entries.Length);
+        foreach (var listed in entries)
+        {
+            if (listed.Kind == RevocationKind.Credential
+                && await tx.FindCredentialAsync(listed.Value, cancellationToken).ConfigureAwait(false) is { } record
+                && record.NotAfter + _options.RevocationPruneMargin <= now)
+            {
+                continue;
+            }
+
+            kept.Add(listed);
+        }
+
+        return kept.DrainToImmutable();
     }
 
     /// <summary>Publishes a new version of <paramref name="resource"/>'s policy (admin). Returns its version.</summary>
@@ -715,6 +742,9 @@ public sealed partial class AuthorityService
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Caller} revoked {Entry}: revocation list {Sequence}")]
     private static partial void LogRevoked(ILogger logger, Identifier caller, RevocationEntry entry, ulong sequence);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "The revocation list was full: dropped {Count} entries of credentials expired past the margin")]
+    private static partial void LogPruned(ILogger logger, int count);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "The store is unavailable (attempt {Attempt}); retrying: {Why}")]
     private static partial void LogStoreRetry(ILogger logger, int attempt, string why);
