@@ -29,7 +29,7 @@ public sealed class RelayFaultInjectionTests
         return data;
     }
 
-    private static readonly string[] Faults = ["corrupt", "corrupt-tag", "drop", "duplicate", "reorder", "truncate", "cut-mid-frame", "cut", "cut-with-error"];
+    private static readonly string[] Faults = ["corrupt", "corrupt-tag", "drop", "duplicate", "reorder", "truncate", "cut-mid-frame", "cut", "cut-with-error", "reset"];
 
     [Theory]
     [MemberData(nameof(HopFaults))]
@@ -166,6 +166,7 @@ public sealed class RelayFaultInjectionTests
             "cut-mid-frame" => new FaultPlan().CutMidFrame(at, 100),
             "cut" => new FaultPlan().Cut(at),
             "cut-with-error" => new FaultPlan().Cut(at, new IOException("Connection reset by the faulty link.")),
+            "reset" => new FaultPlan().Cut(at, new IOException("Connection reset by the faulty link."), resetWriters: true),
             _ => throw new ArgumentOutOfRangeException(nameof(fault)),
         };
     }

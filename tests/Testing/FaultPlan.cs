@@ -159,6 +159,9 @@ public sealed record FaultRule(FaultKind Kind, FrameSelector At)
     /// <summary>Cut, CutMidFrame: how both ends' readers see the end (null: a plain end of stream).</summary>
     public Exception? Error { get; init; }
 
+    /// <summary>Cut, CutMidFrame: the writers' pending and later flushes fail with <see cref="Error"/> too (a reset).</summary>
+    public bool ResetWriters { get; init; }
+
     /// <summary>Replay: the frame passed on again.</summary>
     public FrameSelector? Original { get; init; }
 
@@ -204,8 +207,11 @@ public sealed class FaultPlan
 
     public FaultPlan Drop(FrameSelector at) => Add(new(FaultKind.Drop, at));
 
-    /// <summary>Cuts the link before the frame; both ends' readers see <paramref name="error"/> (null: a plain end of stream).</summary>
-    public FaultPlan Cut(FrameSelector at, Exception? error = null) => Add(new(FaultKind.Cut, at) { Error = error });
+    /// <summary>
+    /// Cuts the link before the frame; both ends' readers see <paramref name="error"/> (null: a plain end of stream),
+    /// and with <paramref name="resetWriters"/> both ends' writers fail with it as well.
+    /// </summary>
+    public FaultPlan Cut(FrameSelector at, Exception? error = null, bool resetWriters = false) => Add(new(FaultKind.Cut, at) { Error = error, ResetWriters = resetWriters });
 
     /// <summary>Delivers frame <paramref name="original"/> a second time right after the frame <paramref name="after"/> selects.</summary>
     public FaultPlan Replay(FrameSelector original, FrameSelector after) => Add(new(FaultKind.Replay, after) { Original = original });

@@ -228,7 +228,7 @@ public sealed class FrameRelay
                         break;
                     case FaultKind.Cut:
                         await FlushAsync().ConfigureAwait(false);
-                        _link.Cut(rule.Error);
+                        _link.Cut(rule.Error, rule.ResetWriters);
                         return false;
                     case FaultKind.CutMidFrame:
                         foreach (var output in outputs)
@@ -237,7 +237,7 @@ public sealed class FrameRelay
                         }
 
                         await FlushAsync().ConfigureAwait(false);
-                        _link.Cut(rule.Error);
+                        _link.Cut(rule.Error, rule.ResetWriters);
                         return false;
                     case FaultKind.Drop:
                         outputs.Clear();
