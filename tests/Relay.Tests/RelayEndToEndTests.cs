@@ -79,20 +79,7 @@ public sealed class RelayEndToEndTests
     public async Task Agents_two_relays_apart_exchange_messages_and_the_target_sees_the_route()
     {
         await using var kit = await RelayTestKit.CreateAsync();
-        var identityA = await kit.CreateAgentAsync(["role=relay"]);
-        var identityB = await kit.CreateAgentAsync(["role=relay"]);
-        var relayB = await kit.StartRelayAsync("relay-b", identityB, new Dictionary<string, string?>
-        {
-            ["Peers:0:Name"] = "relay-a",
-            ["Peers:0:Identifier"] = identityA.Identity.Identifier.ToString(),
-        });
-        var relayA = await kit.StartRelayAsync("relay-a", identityA, new Dictionary<string, string?>
-        {
-            ["Peers:0:Name"] = "relay-b",
-            ["Peers:0:Identifier"] = identityB.Identity.Identifier.ToString(),
-            ["Peers:0:Endpoint"] = relayB.Server.HopEndPoint!.ToString(),
-        });
-        await RelayTestKit.UntilAsync(() => relayA.Server.IsLinked("relay-b") && relayB.Server.IsLinked("relay-a"));
+        var (relayA, relayB) = await kit.StartLinkedRelaysAsync();
 
         var alice = await kit.CreateAgentAsync(["role=agent"]);
         var bob = await kit.CreateAgentAsync(["role=agent", "relay-name=billing"]);

@@ -103,6 +103,29 @@ internal sealed class RelayTestKit : IAsyncDisposable
         return relay;
     }
 
+    /// <summary>
+    /// Two relays, "relay-a" and "relay-b", each configured as the other's peer; A dials B at the endpoint
+    /// <paramref name="route"/> makes of B's (B's own when null: a test can put a proxy between them). Returns once linked.
+    /// </summary>
+    public async Task<(RunningRelay A, RunningRelay B)> StartLinkedRelaysAsync(Func<IPEndPoint, IPEndPoint>? route = null)
+    {
+        var identityA = await CreateAgentAsync(["role=relay"]);
+        var identityB = await CreateAgentAsync(["role=relay"]);
+        var relayB = await StartRelayAsync("relay-b", identityB, new Dictionary<string, string?>
+        {
+            ["Peers:0:Name"] = "relay-a",
+            ["Peers:0:Identifier"] = identityA.Identity.Identifier.ToString(),
+        });
+        var relayA = await StartRelayAsync("relay-a", identityA, new Dictionary<string, string?>
+        {
+            ["Peers:0:Name"] = "relay-b",
+            ["Peers:0:Identifier"] = identityB.Identity.Identifier.ToString(),
+            ["Peers:0:Endpoint"] = (route ?? (e => e))(relayB.Server.HopEndPoint!).ToString(),
+        });
+        await UntilAsync(() => relayA.Server.IsLinked("relay-b") && relayB.Server.IsLinked("relay-a"));
+        return (relayA, relayB);
+    }
+
     /// <summary>Secure-channel options for an agent; <paramref name="policy"/> judges the peer.</summary>
     public SecureChannelOptions Options(Agent agent, string policy, int maxMessageSize = 16 << 20) => new()
     {

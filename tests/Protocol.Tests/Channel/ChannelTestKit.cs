@@ -70,6 +70,13 @@ internal sealed class ChannelTestKit : IAsyncDisposable
         return new Agent(identity, channelKey, attestation, chains);
     }
 
+    /// <summary>A credential from the kit's authority for <paramref name="agent"/>, valid from now for <paramref name="lifetime"/>.</summary>
+    public Task<CredentialChain> IssueAsync(Agent agent, string[] attributes, TimeSpan lifetime, string principal = "user:alice")
+    {
+        var now = Time.GetUtcNow();
+        return CredentialIssuer.IssueAsync(Authority, agent.Identity.Identifier, Principal.Parse(principal), AttributeSet.Parse(attributes), now, now + lifetime, 2);
+    }
+
     /// <summary>A fresh X25519 key pair owned (and disposed) by the kit.</summary>
     public DhKeyPair CreateChannelKey()
     {

@@ -37,7 +37,7 @@ public sealed class CredentialUpdateTests
 
             await kit.AdvanceAsync(Minute, 50);
             await ExchangeAsync(a, b, "at 50 min");
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1));
             await a.UpdateCredentialsAsync([fresh]);
             var update = await bobEvents.NextUpdateAsync();
 
@@ -104,7 +104,7 @@ public sealed class CredentialUpdateTests
         await using (b)
         {
             kit.Time.Advance(TimeSpan.FromMinutes(10));
-            var fresh = await IssueAsync(kit, bob, ["role=b"], TimeSpan.FromHours(2), "team:finance");
+            var fresh = await kit.IssueAsync(bob, ["role=b"], TimeSpan.FromHours(2), "team:finance");
             await b.UpdateCredentialsAsync([fresh]);
             await aliceEvents.NextUpdateAsync();
 
@@ -135,7 +135,7 @@ public sealed class CredentialUpdateTests
         {
             var oldExpiry = b.Peer.NotAfter;
             kit.Time.Advance(TimeSpan.FromMinutes(30));
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1));
 
             // Sizes include multi-fragment messages, so the update lands between two records of one kind or another.
             int[] sizes = [0, 10, 200_000, 65_518, 1, 70_000, 3, 0, 131_036, 5];
@@ -175,7 +175,7 @@ public sealed class CredentialUpdateTests
         await using (a)
         await using (b)
         {
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(2));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(2));
             const int Count = 40;
             var sending = Task.Run(async () =>
             {
@@ -217,7 +217,7 @@ public sealed class CredentialUpdateTests
         await using (a)
         await using (b)
         {
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(2));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(2));
             var limit = kit.Options(bob).MaxCredentialUpdatesPerMinute;
 
             // A full window, then a new window a minute later: all accepted.
@@ -262,7 +262,7 @@ public sealed class CredentialUpdateTests
         {
             var before = b.Peer;
             await a.SendAsync("before"u8.ToArray());
-            await a.UpdateCredentialsAsync([await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1))]);
+            await a.UpdateCredentialsAsync([await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1))]);
 
             var closed = await b.Completion.WaitAsync(ChannelTestKit.Guard);
             Assert.Equal(ChannelErrorCode.AccessDenied, closed.Code);
@@ -289,7 +289,7 @@ public sealed class CredentialUpdateTests
         await using (a)
         await using (b)
         {
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1));
             await MergeAsync(kit, 1, RevocationEntry.ForCredential(fresh.Leaf.Credential.Id));
 
             // Revoking the new credential leaves the old one, on which the open channel rests, untouched.
@@ -313,7 +313,7 @@ public sealed class CredentialUpdateTests
         await using (a)
         await using (b)
         {
-            var stale = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromMinutes(5));
+            var stale = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromMinutes(5));
             kit.Time.Advance(TimeSpan.FromMinutes(10));
             await a.UpdateCredentialsAsync([stale]);
             var closed = await b.Completion.WaitAsync(ChannelTestKit.Guard);
@@ -334,7 +334,7 @@ public sealed class CredentialUpdateTests
         await using (b)
         {
             var old = alice.Credentials[0];
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1));
             await a.UpdateCredentialsAsync([fresh]);
             await bobEvents.NextUpdateAsync();
 
@@ -364,9 +364,9 @@ public sealed class CredentialUpdateTests
             var before = b.Peer;
             CredentialChain[] presented = change switch
             {
-                "another principal" => [await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1), "user:mallory")],
+                "another principal" => [await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1), "user:mallory")],
                 "no credentials" => [],
-                _ => [await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1)), await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1), "team:other")],
+                _ => [await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1)), await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1), "team:other")],
             };
             await a.UpdateCredentialsAsync(presented);
 
@@ -395,7 +395,7 @@ public sealed class CredentialUpdateTests
             await ExchangeAsync(a, b, "still self");
 
             // Gaining a principal mid-channel is a change of principal too.
-            await a.UpdateCredentialsAsync([await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1))]);
+            await a.UpdateCredentialsAsync([await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1))]);
             var closed = await b.Completion.WaitAsync(ChannelTestKit.Guard);
             Assert.Equal(ChannelErrorCode.AccessDenied, closed.Code);
             Assert.Equal(Principal.Self, b.Peer.Principal);
@@ -413,8 +413,8 @@ public sealed class CredentialUpdateTests
         await using (a)
         await using (b)
         {
-            var own = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1));
-            var bobs = await IssueAsync(kit, bob, ["role=a"], TimeSpan.FromHours(1));
+            var own = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1));
+            var bobs = await kit.IssueAsync(bob, ["role=a"], TimeSpan.FromHours(1));
             var refused = await Assert.ThrowsAsync<ArgumentException>(async () => await a.UpdateCredentialsAsync([own, bobs]));
             Assert.Equal("credentials", refused.ParamName);
             await Assert.ThrowsAsync<ArgumentNullException>(async () => await a.UpdateCredentialsAsync(null!));
@@ -436,7 +436,7 @@ public sealed class CredentialUpdateTests
         await using (b)
         {
             await a.CloseAsync().WaitAsync(ChannelTestKit.Guard);
-            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(1));
+            var fresh = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(1));
             var failure = await Assert.ThrowsAsync<SecureChannelException>(async () => await a.UpdateCredentialsAsync([fresh]));
             Assert.Equal(ChannelErrorCode.Normal, failure.Code);
         }
@@ -491,7 +491,7 @@ public sealed class CredentialUpdateTests
     {
         await using var kit = await ChannelTestKit.CreateAsync();
         var alice = await kit.CreateAgentAsync(["role=a"]);
-        var second = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(2));
+        var second = await kit.IssueAsync(alice, ["role=a"], TimeSpan.FromHours(2));
         var body = CredentialUpdate.Encode([alice.Credentials[0], second]);
         Assert.Equal([alice.Credentials[0].Encoded, second.Encoded], CredentialUpdate.Decode(body, maxChains: 2).ToArray());
     }
@@ -553,7 +553,7 @@ public sealed class CredentialUpdateTests
         using (rogue)
         await using (a)
         {
-            var fresh = await IssueAsync(kit, bob, ["role=b"], TimeSpan.FromHours(3), "user:bob");
+            var fresh = await kit.IssueAsync(bob, ["role=b"], TimeSpan.FromHours(3), "user:bob");
             await rogue.SendRecordAsync((byte)RecordType.CredentialUpdate, CredentialUpdate.Encode([fresh]));
             await rogue.SendRecordAsync((byte)RecordType.DataLast, "after"u8.ToArray());
             using var after = await a.ReceiveAsync().AsTask().WaitAsync(ChannelTestKit.Guard);
@@ -575,7 +575,7 @@ public sealed class CredentialUpdateTests
         await using (a)
         {
             var fragments = new[] { Array.Empty<byte>(), Pattern(60_000, 1), Pattern(1, 2), Pattern(65_000, 3), Pattern(3, 4) };
-            var fresh = await IssueAsync(kit, bob, ["role=b"], TimeSpan.FromHours(3), "user:bob");
+            var fresh = await kit.IssueAsync(bob, ["role=b"], TimeSpan.FromHours(3), "user:bob");
             await rogue.SendRecordAsync((byte)RecordType.DataMore, fragments[0]);
             await rogue.SendRecordAsync((byte)RecordType.Keepalive, default);
             await rogue.SendRecordAsync((byte)RecordType.DataMore, fragments[1]);
@@ -681,12 +681,6 @@ public sealed class CredentialUpdateTests
         var rogue = await rogueOpen.WaitAsync(ChannelTestKit.Guard);
         await rogue.SendRecordAsync((byte)RecordType.Accept, default);
         return (await connect.WaitAsync(ChannelTestKit.Guard), rogue);
-    }
-
-    private static Task<CredentialChain> IssueAsync(ChannelTestKit kit, ChannelTestKit.Agent agent, string[] attributes, TimeSpan lifetime, string principal = "user:alice")
-    {
-        var now = kit.Time.GetUtcNow();
-        return CredentialIssuer.IssueAsync(kit.Authority, agent.Identity.Identifier, Principal.Parse(principal), AttributeSet.Parse(attributes), now, now + lifetime, 2);
     }
 
     // Keeps every event of one side, and hands the CredentialsUpdated ones to a test that awaits them in turn.

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SecureChannels.Protocol.Channel;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -120,7 +121,7 @@ public sealed class SecureChannelAcknowledgementTests
         var bob = await kit.CreateAgentAsync(["role=b"]);
 
         // Frames from the initiator: 0 and 1 are handshake messages 1 and 3, then one per message. Message 4 is altered.
-        var mitm = new MitmConnection(toResponder: FrameTampers.FlipBit(2 + 3, 7));
+        var mitm = new FaultyConnection(toResponder: new FaultPlan().Corrupt(2 + 3, 7));
         var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob), mitm.Ends);
         await using (a)
         await using (b)

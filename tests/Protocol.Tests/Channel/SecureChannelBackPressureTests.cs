@@ -2,6 +2,7 @@ using System.IO.Pipelines;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Noise;
 using SecureChannels.Protocol.Wire;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -125,12 +126,12 @@ public sealed class SecureChannelBackPressureTests
         }
     }
 
-    private static MitmConnection Connection()
+    private static FaultyConnection Connection()
     {
         var small = new PipeOptions(pauseWriterThreshold: Pause, resumeWriterThreshold: Resume, useSynchronizationContext: false);
 
         // Bob's pipe runs his pump inline in the relay's flush, so a pending flush means his pump is waiting on his queue.
         var smallInline = new PipeOptions(pauseWriterThreshold: Pause, resumeWriterThreshold: Resume, readerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);
-        return new MitmConnection(initiatorOutput: small, responderInput: smallInline);
+        return new FaultyConnection(initiatorOutput: small, responderInput: smallInline);
     }
 }

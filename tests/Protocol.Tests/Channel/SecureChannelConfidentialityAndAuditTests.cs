@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using SecureChannels.Protocol.Channel;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -17,7 +18,7 @@ public sealed class SecureChannelConfidentialityAndAuditTests
         await using var kit = await ChannelTestKit.CreateAsync();
         var alice = await kit.CreateAgentAsync(["role=SECRET-ROLE-MARKER"], principal: "user:SECRET-PRINCIPAL-MARKER");
         var bob = await kit.CreateAgentAsync(["role=BOB-ROLE-MARKER", "team=BOB-TEAM-MARKER"], principal: "team:BOB-PRINCIPAL-MARKER");
-        var mitm = new MitmConnection();
+        var mitm = new FaultyConnection(capture: true);
         var (a, b) = await ChannelTestKit.OpenAsync(
             kit.Options(alice, "subject.role == \"BOB-ROLE-MARKER\""),
             kit.Options(bob, "subject.role == \"SECRET-ROLE-MARKER\""),

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using SecureChannels.Protocol.Channel;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -51,8 +52,8 @@ public sealed class SecureChannelHandshakeTimeoutTests
         await using var kit = await ChannelTestKit.CreateAsync();
         var alice = await kit.CreateAgentAsync(["role=a"]);
         var bob = await kit.CreateAgentAsync(["role=b"]);
-        var hold = FrameTampers.HoldFrom(heldFrame);
-        var mitm = towardsResponder ? new MitmConnection(toResponder: hold) : new MitmConnection(toInitiator: hold);
+        var hold = new FaultPlan().Drop(FrameSelector.From(heldFrame));
+        var mitm = towardsResponder ? new FaultyConnection(toResponder: hold) : new FaultyConnection(toInitiator: hold);
         var accept = SecureChannel.AcceptAsync(mitm.Responder, kit.Options(bob, settings: Settings));
         var connect = SecureChannel.ConnectAsync(mitm.Initiator, kit.Options(alice, settings: Settings));
 

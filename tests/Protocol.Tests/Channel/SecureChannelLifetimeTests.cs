@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Credentials;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -149,7 +150,7 @@ public sealed class SecureChannelLifetimeTests
         await using var kit = await ChannelTestKit.CreateAsync();
         var alice = await kit.CreateAgentAsync(["role=a"]);
         var bob = await kit.CreateAgentAsync(["role=b"]);
-        var mitm = new MitmConnection(options: ChannelTestKit.InlineReaders);
+        var mitm = new FaultyConnection(options: ChannelTestKit.InlineReaders);
         var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob), mitm.Ends);
         await using (a)
         await using (b)
@@ -283,7 +284,7 @@ public sealed class SecureChannelLifetimeTests
 
         // The relay holds alice's records until she has sent them all, so her sends never race bob's refusal.
         var sent = new TaskCompletionSource();
-        var mitm = new MitmConnection(toResponderGate: i => i >= 2 ? sent.Task : Task.CompletedTask);
+        var mitm = new FaultyConnection(toResponder: new FaultPlan().Delay(2, sent.Task));
         var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob, settings: filter), mitm.Ends);
         await using (a)
         await using (b)

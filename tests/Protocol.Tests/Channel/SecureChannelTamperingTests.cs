@@ -2,6 +2,7 @@ using System.IO.Pipelines;
 using System.Security.Cryptography;
 using SecureChannels.Protocol.Channel;
 using SecureChannels.Protocol.Noise;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -37,17 +38,17 @@ public sealed class SecureChannelTamperingTests
         const int Target = FirstRecord + 2;
         var (tamper, delivered) = tampering switch
         {
-            "flip-ciphertext" => (FrameTampers.FlipBit(Target, 0), 2),
-            "flip-tag" => (FrameTampers.FlipBit(Target, -1), 2),
+            "flip-ciphertext" => (new FaultPlan().Corrupt(Target, 0), 2),
+            "flip-tag" => (new FaultPlan().Corrupt(Target, -1), 2),
             "flip-length" => (FlipLengthKeepingSize(Target), 2),
-            "drop" => (FrameTampers.Drop(Target), 2),
-            "duplicate" => (FrameTampers.Duplicate(Target), 3),
-            "swap" => (FrameTampers.Swap(Target), 2),
-            "replay-earlier" => (FrameTampers.Replay(FirstRecord, Target), 3),
-            "truncate-one-byte" => (FrameTampers.Truncate(Target, 1), 2),
-            "truncate-below-a-record" => (FrameTampers.Replace(Target, new byte[NoiseConstants.TagLength]), 2),
-            "empty-frame" => (FrameTampers.Replace(Target, []), 2),
-            "oversized-garbage-frame" => (FrameTampers.Replace(Target, RandomNumberGenerator.GetBytes(ushort.MaxValue)), 2),
+            "drop" => (new FaultPlan().Drop(Target), 2),
+            "duplicate" => (new FaultPlan().Duplicate(Target), 3),
+            "swap" => (new FaultPlan().Reorder(Target), 2),
+            "replay-earlier" => (new FaultPlan().Replay(FirstRecord, Target), 3),
+            "truncate-one-byte" => (new FaultPlan().Truncate(Target, 1), 2),
+            "truncate-below-a-record" => (new FaultPlan().Replace(Target, new byte[NoiseConstants.TagLength]), 2),
+            "empty-frame" => (new FaultPlan().Replace(Target, []), 2),
+            "oversized-garbage-frame" => (new FaultPlan().Replace(Target, RandomNumberGenerator.GetBytes(ushort.MaxValue)), 2),
             _ => throw new ArgumentOutOfRangeException(nameof(tampering)),
         };
 
@@ -58,7 +59,7 @@ public sealed class SecureChannelTamperingTests
     public async Task ATamperedMiddleFragmentLosesThatWholeMessage()
     {
         // Messages: 10 bytes (frame 2), 150 000 bytes (frames 3, 4, 5), 10 bytes (frame 6). The middle fragment is altered.
-        await AssertTamperingEndsChannel(FrameTampers.FlipBit(FirstRecord + 2, 100), [10, 150_000, 10], delivered: 1);
+        await AssertTamperingEndsChannel(new FaultPlan().Corrupt(FirstRecord + 2, 100), [10, 150_000, 10], delivered: 1);
     }
 
     [Fact]
@@ -70,7 +71,7 @@ public sealed class SecureChannelTamperingTests
 
         // Frames from the responder: 0 is handshake message 2, 1 is ACCEPT, then its records.
         var sent = new TaskCompletionSource();
-        var mitm = new MitmConnection(toInitiator: FrameTampers.FlipBit(3, 5), toInitiatorGate: i => i >= 2 ? sent.Task : Task.CompletedTask);
+        var mitm = new FaultyConnection(toInitiator: new FaultPlan().Delay(2, sent.Task).Corrupt(3, 5));
         var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob), mitm.Ends);
         await using (a)
         await using (b)
@@ -119,11 +120,11 @@ public sealed class SecureChannelTamperingTests
         var bob = await kit.CreateAgentAsync(["role=b"]);
         var tamper = what switch
         {
-            "flip" => FrameTampers.FlipBit(frame, 0),
-            "flip-end" => FrameTampers.FlipBit(frame, -1),
-            _ => FrameTampers.Truncate(frame, 1),
+            "flip" => new FaultPlan().Corrupt(frame, 0),
+            "flip-end" => new FaultPlan().Corrupt(frame, -1),
+            _ => new FaultPlan().Truncate(frame, 1),
         };
-        var mitm = towardsResponder ? new MitmConnection(toResponder: tamper) : new MitmConnection(toInitiator: tamper);
+        var mitm = towardsResponder ? new FaultyConnection(toResponder: tamper) : new FaultyConnection(toInitiator: tamper);
 
         var accept = SecureChannel.AcceptAsync(mitm.Responder, kit.Options(bob));
         var connect = SecureChannel.ConnectAsync(mitm.Initiator, kit.Options(alice));
@@ -153,7 +154,7 @@ public sealed class SecureChannelTamperingTests
         await using var kit = await ChannelTestKit.CreateAsync();
         var alice = await kit.CreateAgentAsync(["role=a"]);
         var bob = await kit.CreateAgentAsync(["role=b"]);
-        var mitm = new MitmConnection(toInitiator: FrameTampers.Replace(1, new byte[5]));
+        var mitm = new FaultyConnection(toInitiator: new FaultPlan().Replace(1, new byte[5]));
 
         var accept = SecureChannel.AcceptAsync(mitm.Responder, kit.Options(bob));
         var connect = SecureChannel.ConnectAsync(mitm.Initiator, kit.Options(alice));
@@ -256,7 +257,7 @@ public sealed class SecureChannelTamperingTests
         Assert.Equal(ChannelErrorCode.ProtocolError, channelFailure.Code);
     }
 
-    private static async Task AssertTamperingEndsChannel(FrameTamper tamper, int[] sizes, int delivered)
+    private static async Task AssertTamperingEndsChannel(FaultPlan tamper, int[] sizes, int delivered)
     {
         await using var kit = await ChannelTestKit.CreateAsync();
         var alice = await kit.CreateAgentAsync(["role=a"]);
@@ -264,10 +265,9 @@ public sealed class SecureChannelTamperingTests
 
         // The relay holds alice's records until she has sent them all, so her sends never race bob's failure.
         var sent = new TaskCompletionSource();
-        var mitm = new MitmConnection(
-            toResponder: tamper,
-            initiatorOutput: new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0),
-            toResponderGate: i => i >= FirstRecord ? sent.Task : Task.CompletedTask);
+        var mitm = new FaultyConnection(
+            toResponder: tamper.Delay(FirstRecord, sent.Task),
+            initiatorOutput: new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0));
         var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob), mitm.Ends);
         await using (a)
         await using (b)
@@ -302,6 +302,6 @@ public sealed class SecureChannelTamperingTests
     }
 
     // Grows the frame's body by one byte and says so in the length: the record no longer authenticates.
-    private static FrameTamper FlipLengthKeepingSize(int index) => (i, frame) =>
-        i == index ? [FrameTampers.Frame([.. frame.AsSpan(2), 0])] : [frame];
+    private static FaultPlan FlipLengthKeepingSize(int index) =>
+        new FaultPlan().Replace(index, frame => FaultPlan.Frame([.. frame.AsSpan(2), 0]));
 }

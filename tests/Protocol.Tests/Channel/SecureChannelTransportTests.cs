@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using SecureChannels.Protocol.Channel;
+using SecureChannels.Testing;
 
 namespace SecureChannels.Protocol.Tests.Channel;
 
@@ -142,7 +143,7 @@ public sealed class SecureChannelTransportTests
         var fromBob = new Pipe();
         var toAlice = new Pipe();
         var release = new TaskCompletionSource();
-        var relay = new FrameRelay(fromBob.Reader, toAlice.Writer, gate: i => i >= 2 ? release.Task : Task.CompletedTask);
+        var relay = new FrameRelay(fromBob.Reader, toAlice.Writer, new FaultPlan().Delay(2, release.Task));
         var aliceOutput = new HeldFlushWriter(toBob.Writer);
         var (a, b) = await ChannelTestKit.OpenAsync(
             kit.Options(alice),
