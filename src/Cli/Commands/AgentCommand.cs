@@ -229,8 +229,8 @@ internal static class AgentCommand
                 var agent = new AgentClient(options);
                 await using (agent.ConfigureAwait(false))
                 {
-                    using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                    deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds), TimeProvider.System);
+                    using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
                     var step = $"joining relay {relay.Identifier} at {relay.EndPoint}";
                     try
                     {

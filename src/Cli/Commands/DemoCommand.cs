@@ -116,13 +116,13 @@ internal static class DemoCommand
             var billingSubscription = billing.CreateAuthoritySubscription(authority.EndPoint!, authorityIdentity.Identifier);
             using var stopSubscription = new CancellationTokenSource();
             var subscribed = billingSubscription.RunAsync(stopSubscription.Token);
-            using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time))
+            using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token))
             {
-                deadline.CancelAfter(TimeSpan.FromSeconds(10));
                 while (billingSubscription.Subscriptions == 0)
                 {
                     // Waiting for the subscription (its own task) to report in; bounded by the deadline.
-                    await Task.Delay(10, deadline.Token).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromMilliseconds(10), time, deadline.Token).ConfigureAwait(false);
                 }
             }
 
@@ -202,9 +202,9 @@ internal static class DemoCommand
             Step("6. The orchestrator withdraws the payments-bot's delegation; its live channel closes, the other stays.");
             var started = Stopwatch.GetTimestamp();
             var sequence = await paymentsBot.RevokeAsync(orchestratorAuthority, "payment run finished", cancellationToken).ConfigureAwait(false);
-            var closed = await served[payments.Identifier].Completion.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            var closed = await served[payments.Identifier].Completion.WaitAsync(TimeSpan.FromSeconds(10), time, cancellationToken).ConfigureAwait(false);
             Say($"revocation list {sequence} pushed; billing closed the payments-bot channel after {Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms: {closed.Code}");
-            var botSaw = await agentChannels[1].Completion.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            var botSaw = await agentChannels[1].Completion.WaitAsync(TimeSpan.FromSeconds(10), time, cancellationToken).ConfigureAwait(false);
             Say($"payments-bot  was told by billing: {botSaw.Code}");
             Say($"invoices-bot  still talks to billing: '{await AskAsync(agentChannels[0], "invoice 2026-115?", cancellationToken).ConfigureAwait(false)}'");
 

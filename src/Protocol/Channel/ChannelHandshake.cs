@@ -84,9 +84,10 @@ internal static class ChannelHandshake
     private static async Task<VerifiedPeer> JudgeAsync(PipeWriter output, HandshakePayload payload, ReadOnlyMemory<byte> remoteStatic, SecureChannelOptions options, CancellationToken cancellationToken, NoiseTransport? transport = null)
     {
         VerifiedPeer peer;
+        var verified = new DeferredVerifications(options.Verifier.Cache);
         try
         {
-            peer = Verify(payload, remoteStatic.Span, options);
+            peer = Verify(payload, remoteStatic.Span, options, verified);
         }
         catch (SecureChannelException e)
         {
@@ -100,10 +101,11 @@ internal static class ChannelHandshake
             throw new SecureChannelException(refusal.Code, refusal.Message) { Peer = peer };
         }
 
+        verified.Commit();
         return peer;
     }
 
-    private static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options)
+    private static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options, DeferredVerifications cache)
     {
         if (payload.Identity is null || payload.Attestation is null)
         {
@@ -111,8 +113,8 @@ internal static class ChannelHandshake
         }
 
         // The verifier's cache spares a repeat peer the Ed25519 verifications of its history and attestation; the
-        // binding to this handshake's static key and the attestation's validity are checked every time.
-        var cache = options.Verifier.Cache;
+        // binding to this handshake's static key and the attestation's validity are checked every time. What verifies
+        // here is remembered only once the peer is accepted.
         VerifiedIdentity identity;
         KeyAttestation attestation;
         try
@@ -127,7 +129,7 @@ internal static class ChannelHandshake
             throw new SecureChannelException(ChannelErrorCode.AuthenticationFailed, $"The peer's identity does not hold: {e.Kind}: {e.Message}", e);
         }
 
-        var (chains, verified) = PresentedCredentials.Verify(payload.Credentials, identity.Identifier, options.Verifier);
+        var (chains, verified) = PresentedCredentials.Verify(payload.Credentials, identity.Identifier, options.Verifier, cache);
         return new VerifiedPeer(identity, chains, verified, attestation.ExpiresAt);
     }
 

@@ -10,7 +10,7 @@ namespace SecureChannels.Protocol.Channel;
 ///  0      1                                  n
 ///  +------+----------------------------------+
 ///  | type | body (DATA fragment, CLOSE code, |
-///  |      | CREDENTIAL_UPDATE chains)        |
+///  |      | CREDENTIAL_UPDATE chains, ACK)   |
 ///  +------+----------------------------------+
 /// </code>
 /// </summary>
@@ -39,6 +39,12 @@ internal enum RecordType : byte
     /// <see cref="Channel.CredentialUpdate"/>. How a channel outlives the refresh of short-lived credentials.
     /// </summary>
     CredentialUpdate = 0x07,
+
+    /// <summary>
+    /// How many application messages the sender has accepted from the receiver so far: body is an 8-byte big-endian
+    /// count. Lets the other side tell, when the channel breaks, which of its messages arrived.
+    /// </summary>
+    Ack = 0x08,
 }
 
 /// <summary>Sizes of the channel's framing, derived from the Noise limits.</summary>
@@ -52,6 +58,9 @@ internal static class ChannelFraming
 
     /// <summary>Bytes of a CLOSE body.</summary>
     public const int CloseBodyLength = 2;
+
+    /// <summary>Bytes of an ACK body.</summary>
+    public const int AckBodyLength = 8;
 
     /// <summary>
     /// During the handshake, a frame of exactly this many bytes is an abort carrying a reason code: no valid
@@ -73,4 +82,10 @@ internal static class ChannelFraming
 
     public static ChannelErrorCode ReadCode(ReadOnlySpan<byte> source) =>
         (ChannelErrorCode)BinaryPrimitives.ReadUInt16BigEndian(source);
+
+    public static void WriteCount(Span<byte> destination, ulong count) =>
+        BinaryPrimitives.WriteUInt64BigEndian(destination, count);
+
+    public static ulong ReadCount(ReadOnlySpan<byte> source) =>
+        BinaryPrimitives.ReadUInt64BigEndian(source);
 }

@@ -44,9 +44,14 @@ internal static class PresentedCredentials
     /// Decodes and verifies every chain with <paramref name="presenter"/> as its presenter, and requires them all
     /// to act for one principal.
     /// </summary>
+    /// <param name="encoded">The chains as presented.</param>
+    /// <param name="presenter">The peer's verified identity.</param>
+    /// <param name="verifier">This side's verifier.</param>
+    /// <param name="memory">Where chains that verify are remembered: the verifier's cache when null.</param>
     /// <exception cref="SecureChannelException">A chain does not decode or hold (<see cref="ErrorCode"/> of why), or the chains name different principals (<see cref="ChannelErrorCode.AccessDenied"/>).</exception>
-    public static (ImmutableArray<CredentialChain> Chains, ImmutableArray<VerifiedCredential> Verified) Verify(IReadOnlyList<byte[]> encoded, Identifier presenter, CredentialVerifier verifier)
+    public static (ImmutableArray<CredentialChain> Chains, ImmutableArray<VerifiedCredential> Verified) Verify(IReadOnlyList<byte[]> encoded, Identifier presenter, CredentialVerifier verifier, IVerificationMemory? memory = null)
     {
+        memory ??= verifier.Cache;
         var chains = ImmutableArray.CreateBuilder<CredentialChain>(encoded.Count);
         var verified = ImmutableArray.CreateBuilder<VerifiedCredential>(encoded.Count);
         try
@@ -54,7 +59,7 @@ internal static class PresentedCredentials
             foreach (var bytes in encoded)
             {
                 var chain = CredentialChain.Decode(bytes);
-                verified.Add(verifier.Verify(chain, presenter));
+                verified.Add(verifier.Verify(chain, presenter, memory));
                 chains.Add(chain);
             }
         }

@@ -34,6 +34,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private readonly TaskCompletionSource<ChannelCloseInfo> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly byte[] _handshakeHash;
     private readonly ITimer _timer;
+    private readonly byte[] _ackBody = new byte[ChannelFraming.AckBodyLength];
+    private readonly Lock _ackLock = new();
     private Task _pump = Task.CompletedTask;
     private Task _outputFinished = Task.CompletedTask;
     private long _recordsSinceRekey;
@@ -42,6 +44,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private DateTimeOffset _lastReceived;
     private bool _closeSent;
     private int _terminated;
+
+    // Delivery accounting (docs/protocol.md §8.3, ACK): messages written, messages the peer confirmed, messages
+    // accepted from the peer and the count last confirmed to it. _ackSignal wakes WaitForAcknowledgementAsync.
+    private long _messagesSent;
+    private long _messagesAcknowledged;
+    private long _messagesReceived;
+    private long _receivedAcknowledged;
+    private TaskCompletionSource? _ackSignal;
+
+    // Credential updates accepted in the current minute (MaxCredentialUpdatesPerMinute); touched by the pump only.
+    private DateTimeOffset _updateWindowStart = DateTimeOffset.MinValue;
+    private int _updatesInWindow;
     private ChannelCloseInfo? _closeInfo;
     private VerifiedPeer _peer;
 
@@ -76,6 +90,19 @@ public sealed partial class SecureChannel : IAsyncDisposable
     /// <summary>Completes when the channel has ended, with how and why.</summary>
     public Task<ChannelCloseInfo> Completion => _closed.Task;
 
+    /// <summary>Messages this side has handed to the connection, numbered 1, 2, … in the order sent.</summary>
+    public long MessagesSent => Volatile.Read(ref _messagesSent);
+
+    /// <summary>
+    /// The peer confirmed (with ACK records) that it accepted messages 1 to this number. Once the channel has ended,
+    /// messages after it up to <see cref="MessagesSent"/> are those the peer never confirmed: each either arrived
+    /// and its confirmation did not, or did not arrive. No message at or below it was lost.
+    /// </summary>
+    public long MessagesAcknowledged => Volatile.Read(ref _messagesAcknowledged);
+
+    /// <summary>Messages this side accepted from the peer (and will hand to <see cref="ReceiveAsync"/>).</summary>
+    public long MessagesReceived => Volatile.Read(ref _messagesReceived);
+
     /// <summary>
     /// Opens a channel as the initiator: runs the handshake, verifies and judges the responder, and waits for
     /// the responder to accept this side in turn.
@@ -109,6 +136,9 @@ public sealed partial class SecureChannel : IAsyncDisposable
         try
         {
             ThrowIfClosed();
+
+            // A side that sends keeps confirming what it received on the way, without records of their own.
+            WriteAckIfDue();
             do
             {
                 var fragment = message.Slice(0, Math.Min(message.Length, ChannelFraming.MaxFragmentLength));
@@ -117,6 +147,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
             }
             while (!message.IsEmpty);
 
+            // Counted once written: the peer may confirm it as soon as the flush below lets it go.
+            Volatile.Write(ref _messagesSent, _messagesSent + 1);
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -191,6 +223,39 @@ public sealed partial class SecureChannel : IAsyncDisposable
         catch (ChannelClosedException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Waits until the peer has confirmed it accepted the first <paramref name="count"/> messages sent (see
+    /// <see cref="MessagesAcknowledged"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is negative or more than <see cref="MessagesSent"/>.</exception>
+    /// <exception cref="SecureChannelException">The channel ended before the peer confirmed them (the close code says why).</exception>
+    public async ValueTask WaitForAcknowledgementAsync(long count, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MessagesSent);
+        while (true)
+        {
+            Task signal;
+            lock (_ackLock)
+            {
+                if (MessagesAcknowledged >= count)
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref _terminated) != 0)
+                {
+                    var info = Volatile.Read(ref _closeInfo)!;
+                    throw new SecureChannelException(info.Code, $"The channel ended with {count - MessagesAcknowledged} of the first {count} messages unconfirmed: {info.Reason}", info.FromPeer);
+                }
+
+                signal = (_ackSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            }
+
+            await signal.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -474,6 +539,9 @@ public sealed partial class SecureChannel : IAsyncDisposable
                     reader.AdvanceTo(consumed, buffer.End);
                 }
 
+                // One confirmation per batch read, not per message; a busy sender carries it instead (SendAsync).
+                TryAcknowledge();
+
                 if (result.IsCompleted)
                 {
                     Fail(ChannelErrorCode.ConnectionLost, buffer.IsEmpty ? "The connection ended without a close record." : "The connection ended inside a record.");
@@ -577,6 +645,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
                         throw;
                     }
 
+                    Volatile.Write(ref _messagesReceived, _messagesReceived + 1);
                     return true;
                 case RecordType.Keepalive when bodyLength == 0:
                     return true;
@@ -586,6 +655,9 @@ public sealed partial class SecureChannel : IAsyncDisposable
                     return true;
                 case RecordType.CredentialUpdate:
                     AcceptCredentialUpdate(buffer.AsMemory(bodyStart, bodyLength));
+                    return true;
+                case RecordType.Ack when bodyLength == ChannelFraming.AckBodyLength:
+                    AcceptAck(ChannelFraming.ReadCount(buffer.AsSpan(bodyStart, bodyLength)));
                     return true;
                 case RecordType.Close when bodyLength == ChannelFraming.CloseBodyLength:
                     var code = ChannelFraming.ReadCode(buffer.AsSpan(bodyStart, bodyLength));
@@ -613,10 +685,94 @@ public sealed partial class SecureChannel : IAsyncDisposable
         }
     }
 
+    // docs/protocol.md §8.3: a confirmation never goes back and never covers a message not yet sent.
+    private void AcceptAck(ulong count)
+    {
+        var acknowledged = MessagesAcknowledged;
+        if (count < (ulong)acknowledged || count > (ulong)MessagesSent)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"An ACK of {count} messages is out of range ({acknowledged} confirmed before, {MessagesSent} sent).");
+        }
+
+        if (count == (ulong)acknowledged)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _messagesAcknowledged, (long)count);
+        WakeAcknowledgementWaiters();
+    }
+
+    private void WakeAcknowledgementWaiters()
+    {
+        TaskCompletionSource? signal;
+        lock (_ackLock)
+        {
+            (signal, _ackSignal) = (_ackSignal, null);
+        }
+
+        signal?.TrySetResult();
+    }
+
+    // Under the send lock: an ACK record when messages were accepted since the last one.
+    private void WriteAckIfDue()
+    {
+        var received = MessagesReceived;
+        if (received == _receivedAcknowledged)
+        {
+            return;
+        }
+
+        ChannelFraming.WriteCount(_ackBody, (ulong)received);
+        WriteRecord(RecordType.Ack, new ReadOnlySequence<byte>(_ackBody));
+        Volatile.Write(ref _receivedAcknowledged, received);
+    }
+
+    // From the pump and the timer, which must never wait for the send lock (a send stuck behind a peer that does not
+    // read holds it, and that peer may be waiting for this side's pump): if the lock is busy, its holder or the next
+    // tick confirms instead.
+    private void TryAcknowledge()
+    {
+        if (MessagesReceived == Volatile.Read(ref _receivedAcknowledged) || Volatile.Read(ref _terminated) != 0 || !_sendLock.Wait(0))
+        {
+            return;
+        }
+
+        try
+        {
+            if (Volatile.Read(ref _terminated) != 0 || _closeSent)
+            {
+                _sendLock.Release();
+                return;
+            }
+
+            WriteAckIfDue();
+        }
+        catch (InvalidOperationException)
+        {
+            _sendLock.Release();
+            return;
+        }
+
+        _ = FlushAndReleaseAsync();
+    }
+
     // docs/protocol.md §8.3: the peer's new chains pass the handshake's checks, keep its principal and satisfy the
     // policy, or the channel ends (the exception closes it with its code). The peer is then replaced whole.
     private void AcceptCredentialUpdate(ReadOnlyMemory<byte> body)
     {
+        // A window of one minute from the first update after the last window ended.
+        var now = _options.TimeProvider.GetUtcNow();
+        if (now - _updateWindowStart >= TimeSpan.FromMinutes(1))
+        {
+            (_updateWindowStart, _updatesInWindow) = (now, 0);
+        }
+
+        if (++_updatesInWindow > _options.MaxCredentialUpdatesPerMinute)
+        {
+            throw new SecureChannelException(ChannelErrorCode.ProtocolError, $"The peer sent more than {_options.MaxCredentialUpdatesPerMinute} credential updates in a minute.");
+        }
+
         ImmutableArray<byte[]> encoded;
         try
         {
@@ -722,9 +878,10 @@ public sealed partial class SecureChannel : IAsyncDisposable
             }
 
             _closeSent = true;
-            Span<byte> body = stackalloc byte[ChannelFraming.CloseBodyLength];
-            ChannelFraming.WriteCode(body, code);
-            WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(body.ToArray()));
+
+            // The last word on what arrived: after its CLOSE a side sends nothing more.
+            WriteAckIfDue();
+            WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
             await _pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (InvalidOperationException)
@@ -761,6 +918,8 @@ public sealed partial class SecureChannel : IAsyncDisposable
             }
         }
 
+        // Confirms what a reader accepted after the pump's last batch, when no send carried it.
+        TryAcknowledge();
         if (now - _lastSent >= _options.KeepaliveInterval && _sendLock.Wait(0))
         {
             try
@@ -819,6 +978,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
 
         // Completion first: whoever learns of the end from ReceiveAsync finds Completion already telling how.
         _closed.TrySetResult(info);
+        WakeAcknowledgementWaiters();
         _inbox.Writer.TryComplete(code == ChannelErrorCode.Normal ? null : new SecureChannelException(code, info.Reason, info.FromPeer));
         _pipe.Input.CancelPendingRead();
         _stopping.Cancel();
@@ -833,6 +993,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
             if (closeCode is { } code && !_closeSent)
             {
                 _closeSent = true;
+                WriteAckIfDue();
                 WriteRecord(RecordType.Close, new ReadOnlySequence<byte>(CloseBody(code)));
                 await _pipe.Output.FlushAsync(_abandonOutput.Token).ConfigureAwait(false);
             }

@@ -22,6 +22,7 @@ public sealed class SecureChannelOptions
     private int _receiveQueueCapacity = 16;
     private int _handshakePaddingBlock = 256;
     private int _maxCredentialChains = 8;
+    private int _maxCredentialUpdatesPerMinute = 10;
 
     /// <summary>This side's identity (its history is sent to the peer).</summary>
     public required AgentIdentity Identity { get; init; }
@@ -127,6 +128,18 @@ public sealed class SecureChannelOptions
     {
         get => _maxCredentialChains;
         init => _maxCredentialChains = InRange(value, 0, 64);
+    }
+
+    /// <summary>
+    /// Most CREDENTIAL_UPDATE records accepted from a peer in one minute; one more closes the channel with
+    /// <see cref="ChannelErrorCode.ProtocolError"/>. Each costs this side a chain verification, and a refresh is due
+    /// about once a credential lifetime (an hour), so this bounds the work an authenticated peer can demand without
+    /// touching honest use. Defaults to 10; 1 to 1000.
+    /// </summary>
+    public int MaxCredentialUpdatesPerMinute
+    {
+        get => _maxCredentialUpdatesPerMinute;
+        init => _maxCredentialUpdatesPerMinute = InRange(value, 1, 1000);
     }
 
     /// <summary>

@@ -90,7 +90,10 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
     /// every time.
     /// </summary>
     /// <exception cref="CredentialException">Why the chain must not be trusted, with the link that failed.</exception>
-    public VerifiedCredential Verify(CredentialChain chain, Identifier? presenter = null)
+    public VerifiedCredential Verify(CredentialChain chain, Identifier? presenter = null) => Verify(chain, presenter, Cache);
+
+    /// <summary><see cref="Verify(CredentialChain, Identifier?)"/>, remembering a chain that verified in <paramref name="memory"/> (a handshake's, which keeps it until the peer is accepted).</summary>
+    internal VerifiedCredential Verify(CredentialChain chain, Identifier? presenter, IVerificationMemory memory)
     {
         ArgumentNullException.ThrowIfNull(chain);
         var anchor = FindAnchor(chain);
@@ -103,11 +106,11 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         // Everything skipped on a hit is a pure function of the chain's bytes, the anchor's history and the one option
         // that adds a check; those three are the key.
         var key = VerificationKey.Derive(VerifiedKind.CredentialChain, chain.Encoded, anchorHistory.Encoded, _options.RequireRegisteredDelegations ? [1] : [0]);
-        var known = Cache.Contains(key);
+        var known = memory.Contains(key);
         var verified = Check(chain, anchor, presenter, checkSignatures: !known);
         if (!known)
         {
-            Cache.Add(key);
+            memory.Add(key);
         }
 
         _checked.AddOrUpdate(chain, anchorHistory);

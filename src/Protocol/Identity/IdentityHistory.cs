@@ -73,7 +73,7 @@ public sealed class IdentityHistory
     /// check is a pure function of them), and remembered there when it succeeds.
     /// </summary>
     /// <exception cref="IdentityException">Why the history must not be trusted, naming the change.</exception>
-    internal VerifiedIdentity Verify(VerificationCache? cache)
+    internal VerifiedIdentity Verify(IVerificationMemory? cache)
     {
         var key = cache is null ? default : VerificationKey.Derive(VerifiedKind.IdentityHistory, Encoded);
         if (cache?.Contains(key) != true)

@@ -146,7 +146,7 @@ public sealed record SignedKeyAttestation(KeyAttestation Attestation, byte[] Sig
     /// check passed. The subject, the change, the channel key and the validity are checked every time.
     /// </summary>
     /// <exception cref="IdentityException">Why the key must not be accepted as the identity's.</exception>
-    internal void Verify(VerifiedIdentity identity, ReadOnlySpan<byte> channelPublicKey, DateTimeOffset now, TimeSpan clockSkew, VerificationCache? cache)
+    internal void Verify(VerifiedIdentity identity, ReadOnlySpan<byte> channelPublicKey, DateTimeOffset now, TimeSpan clockSkew, IVerificationMemory? cache)
     {
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentOutOfRangeException.ThrowIfLessThan(clockSkew, TimeSpan.Zero);

@@ -23,7 +23,7 @@ namespace SecureChannels.Protocol.Identity;
 /// the channel handshake uses the verifier's: share one verifier across channels and repeat peers are cheap.
 /// </para>
 /// </remarks>
-public sealed class VerificationCache
+public sealed class VerificationCache : IVerificationMemory
 {
     /// <summary>
     /// Entries held by default: 4096. A peer takes about three (its identity history, key attestation and one chain;
@@ -72,6 +72,10 @@ public sealed class VerificationCache
 
     /// <summary>Lookups that did not: each one followed by a full verification.</summary>
     public long Misses => Interlocked.Read(ref _misses);
+
+    bool IVerificationMemory.Contains(in VerificationKey key) => Contains(key);
+
+    void IVerificationMemory.Add(in VerificationKey key) => Add(key);
 
     /// <summary>True when <paramref name="key"/> verified before; counts a hit or a miss.</summary>
     internal bool Contains(in VerificationKey key)

@@ -205,6 +205,51 @@ public sealed class CredentialUpdateTests
     }
 
     [Fact]
+    public async Task MoreUpdatesInAMinuteThanTheLimitCloseWithProtocolErrorWhileTheLimitItselfIsFine()
+    {
+        await using var kit = await ChannelTestKit.CreateAsync();
+        var alice = await kit.CreateAgentAsync(["role=a"]);
+        var bob = await kit.CreateAgentAsync(["role=b"], principal: "user:bob");
+        var bobEvents = new EventLog();
+        // Minutes pass below: no idle timeout or keepalive in the way.
+        var patient = new ChannelTestKit.ChannelSettings { IdleTimeout = TimeSpan.FromMinutes(30), KeepaliveInterval = TimeSpan.FromMinutes(10) };
+        var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice, settings: patient), kit.Options(bob, events: bobEvents.Add, settings: patient));
+        await using (a)
+        await using (b)
+        {
+            var fresh = await IssueAsync(kit, alice, ["role=a"], TimeSpan.FromHours(2));
+            var limit = kit.Options(bob).MaxCredentialUpdatesPerMinute;
+
+            // A full window, then a new window a minute later: all accepted.
+            for (var window = 0; window < 2; window++)
+            {
+                for (var i = 0; i < limit; i++)
+                {
+                    await a.UpdateCredentialsAsync([fresh]);
+                }
+
+                await ExchangeAsync(a, b, $"window {window}");
+                kit.Time.Advance(TimeSpan.FromMinutes(1));
+                await ExchangeAsync(a, b, $"after window {window}");
+            }
+
+            Assert.Equal(2 * limit, bobEvents.All.Count(e => e.Kind == ChannelEventKind.CredentialsUpdated));
+
+            // One more than the limit within a minute: each would cost a verification; the peer is cut off.
+            for (var i = 0; i <= limit; i++)
+            {
+                await a.UpdateCredentialsAsync([fresh]);
+            }
+
+            var closed = await b.Completion.WaitAsync(ChannelTestKit.Guard);
+            Assert.Equal(ChannelErrorCode.ProtocolError, closed.Code);
+            Assert.Contains("credential updates in a minute", closed.Reason, StringComparison.Ordinal);
+            Assert.Equal(3 * limit, bobEvents.All.Count(e => e.Kind == ChannelEventKind.CredentialsUpdated));
+            await AssertSenderSeesAsync(a, ChannelErrorCode.ProtocolError);
+        }
+    }
+
+    [Fact]
     public async Task AnUpdateThePolicyDeniesClosesWithAccessDeniedAndTheSenderSeesIt()
     {
         await using var kit = await ChannelTestKit.CreateAsync();

@@ -31,6 +31,38 @@ public sealed class RepeatPeerHandshakeTests
         }
     }
 
+    [Theory]
+    [InlineData("the policy denies its attributes")]
+    [InlineData("it presents no credential")]
+    public async Task AStrangerRefusedAtTheHandshakeLeavesNothingInTheCache(string why)
+    {
+        await using var kit = await ChannelTestKit.CreateAsync();
+        var judge = await JudgeAsync(kit);
+        const string Policy = "subject.role == \"p\"";
+        var friend = await kit.CreateAgentAsync(["role=p"]);
+        await OpenAndCloseAsync(kit, friend, new CredentialVerifier(kit.Anchors, kit.Revocations, kit.Time), judge.Agent, judge.Verifier, Policy);
+        var remembered = judge.Verifier.Cache.Count;
+        Assert.Equal(3, remembered);
+
+        // Valid identities and attestations cost nothing to make: were they remembered before the verdict, a stream
+        // of refused strangers would push the friend out. Each stranger's history and attestation verify; it is refused.
+        for (var i = 0; i < 5; i++)
+        {
+            var stranger = await kit.CreateAgentAsync(why == "it presents no credential" ? null : ["role=intruder"]);
+            var (initiatorEnd, responderEnd) = ChannelTestKit.CreateConnection();
+            var accept = SecureChannel.AcceptAsync(responderEnd, kit.Options(judge.Agent, Policy, settings: new() { Verifier = judge.Verifier }));
+            var connect = SecureChannel.ConnectAsync(initiatorEnd, kit.Options(stranger));
+            var refused = await Assert.ThrowsAsync<SecureChannelException>(() => accept.WaitAsync(ChannelTestKit.Guard));
+            Assert.Equal(ChannelErrorCode.AccessDenied, refused.Code);
+            await Assert.ThrowsAsync<SecureChannelException>(() => connect.WaitAsync(ChannelTestKit.Guard));
+        }
+
+        Assert.Equal(remembered, judge.Verifier.Cache.Count);
+
+        // The friend is still known: only its own (new) verifier checks signatures, the judge's three.
+        Assert.Equal(3, await CountVerificationsAsync(() => OpenAndCloseAsync(kit, friend, new CredentialVerifier(kit.Anchors, kit.Revocations, kit.Time), judge.Agent, judge.Verifier, Policy)));
+    }
+
     public static TheoryData<string> StillRefused =>
     [
         "its credential expired",
@@ -125,11 +157,11 @@ public sealed class RepeatPeerHandshakeTests
         return new Judge(agent, anchors, new CredentialVerifier(anchors, kit.Revocations, kit.Time));
     }
 
-    private static async Task OpenAndCloseAsync(ChannelTestKit kit, ChannelTestKit.Agent initiator, CredentialVerifier initiatorVerifier, ChannelTestKit.Agent responder, CredentialVerifier responderVerifier)
+    private static async Task OpenAndCloseAsync(ChannelTestKit kit, ChannelTestKit.Agent initiator, CredentialVerifier initiatorVerifier, ChannelTestKit.Agent responder, CredentialVerifier responderVerifier, string responderPolicy = "true")
     {
         var (a, b) = await ChannelTestKit.OpenAsync(
             kit.Options(initiator, settings: new() { Verifier = initiatorVerifier }),
-            kit.Options(responder, settings: new() { Verifier = responderVerifier }));
+            kit.Options(responder, responderPolicy, settings: new() { Verifier = responderVerifier }));
         await a.DisposeAsync();
         await b.DisposeAsync();
     }

@@ -13,7 +13,7 @@ internal static class ProtocolDocument
             .ToDictionary(p => p[0], p => p[1].Trim(), StringComparer.Ordinal);
     }
 
-    private static string RepositoryRoot()
+    public static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
