@@ -158,7 +158,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
         while (!stop.IsCancellationRequested)
         {
             var session = ledger.Begin(options.MaxMessagesPerChannel);
-            ChannelCloseInfo? end = null;
+            (ChannelCloseInfo End, long Acknowledged)? end = null;
             try
             {
                 AgentChannel channel;
@@ -186,7 +186,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
             }
             finally
             {
-                session.OpenerDone(end);
+                session.OpenerDone(end?.End, end?.Acknowledged ?? 0);
             }
         }
     }
@@ -216,14 +216,15 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
         await Task.WhenAll(serving).ConfigureAwait(false);
     }
 
-    private async Task<ChannelCloseInfo?> RunOpenedAsync(AgentChannel channel, SoakSession session, Random random, CancellationToken stop, CancellationToken life)
+    private async Task<(ChannelCloseInfo End, long Acknowledged)> RunOpenedAsync(AgentChannel channel, SoakSession session, Random random, CancellationToken stop, CancellationToken life)
     {
         using var ended = Ended(channel, stop);
+        using var sendLock = new SemaphoreSlim(1, 1);
         var own = random.Next(1, options.MaxMessagesPerChannel + 1);
         var theirs = random.Next(1, options.MaxMessagesPerChannel + 1);
         var allIn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var receiving = ReceiveLoopAsync(channel, id => id == session.Id ? session.FromAcceptor : null, seen => { if (seen >= theirs) { allIn.TrySetResult(); } });
-        await SendLoopAsync(channel, session, session.FromOpener, own, theirs, random, ended.Token).ConfigureAwait(false);
+        var receiving = ReceiveLoopAsync(channel, sendLock, id => id == session.Id ? session.FromAcceptor : null, seen => { if (seen >= theirs) { allIn.TrySetResult(); } });
+        await SendLoopAsync(channel, sendLock, session, session.FromOpener, own, theirs, random, ended.Token).ConfigureAwait(false);
         try
         {
             await allIn.Task.WaitAsync(SessionGuard, ended.Token).ConfigureAwait(false);
@@ -237,7 +238,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
         var disposing = random.NextDouble() < options.DisposeShare;
         if (disposing && !life.IsCancellationRequested)
         {
-            // Abrupt: what the partner sent and this side has not read yet is dropped with the channel (unconfirmed).
+            // Abrupt: what the partner sent and this side has not read yet is dropped with the channel.
             SoakTotals.Add(ref Totals.Disposals);
             await channel.DisposeAsync().ConfigureAwait(false);
         }
@@ -266,7 +267,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
 
         await receiving.ConfigureAwait(false);
         await channel.DisposeAsync().ConfigureAwait(false);
-        return await channel.Completion.ConfigureAwait(false);
+        return (await channel.Completion.ConfigureAwait(false), channel.Channel.MessagesAcknowledged);
     }
 
     private async Task ServeOrReportAsync(AgentChannel channel, Random random, CancellationToken life)
@@ -284,9 +285,11 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
     private async Task ServeAsync(AgentChannel channel, Random random, CancellationToken life)
     {
         SoakSession? session = null;
+        using var sendLock = new SemaphoreSlim(1, 1);
         var attached = new TaskCompletionSource<(SoakSession? Session, int Count)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var receiving = ReceiveLoopAsync(
             channel,
+            sendLock,
             id =>
             {
                 if (session is null && !attached.Task.IsCompleted)
@@ -304,7 +307,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
                 var (found, count) = await attached.Task.WaitAsync(ended.Token).ConfigureAwait(false);
                 if (found is not null)
                 {
-                    await SendLoopAsync(channel, found, found.FromAcceptor, count, 0, random, ended.Token).ConfigureAwait(false);
+                    await SendLoopAsync(channel, sendLock, found, found.FromAcceptor, count, 0, random, ended.Token).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException)
@@ -318,7 +321,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
 
         var end = await channel.Completion.ConfigureAwait(false);
         await channel.DisposeAsync().ConfigureAwait(false);
-        session?.AcceptorDone(end);
+        session?.AcceptorDone(end, channel.Channel.MessagesAcknowledged);
     }
 
     /// <summary>A token cancelled when the channel ends or <paramref name="stop"/> is.</summary>
@@ -339,7 +342,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
         return ended;
     }
 
-    private async Task SendLoopAsync(AgentChannel channel, SoakSession session, Direction direction, int count, int peerCount, Random random, CancellationToken stop)
+    private async Task SendLoopAsync(AgentChannel channel, SemaphoreSlim sendLock, SoakSession session, Direction direction, int count, int peerCount, Random random, CancellationToken stop)
     {
         var buffer = new byte[Header + MaxPadding];
         for (var i = 0; i < count && !stop.IsCancellationRequested; i++)
@@ -365,9 +368,13 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
                 BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(8), seq);
                 BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(12), started);
                 BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(20), peerCount);
+                // Under the channel's send lock, so MessagesSent right after the send is this message's number: the
+                // receive loop's responses are messages of the same channel.
+                await sendLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                 try
                 {
                     await channel.SendAsync(buffer.AsMemory(0, Header + random.Next(MaxPadding + 1)), CancellationToken.None).ConfigureAwait(false);
+                    direction.SetNumber(seq, channel.Channel.MessagesSent);
                     direction.Mark(seq, Outcome.Sent);
                     more = true;
                 }
@@ -375,6 +382,10 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
                 {
                     direction.Mark(seq, Outcome.Failed);
                     more = false;
+                }
+                finally
+                {
+                    sendLock.Release();
                 }
             }
 
@@ -420,7 +431,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
     /// its session (counting duplicates, messages out of order and foreign ones), answers requests, and reports the first
     /// one-way message's peer count to <paramref name="onHello"/> and the in-order count to <paramref name="onSeen"/>.
     /// </summary>
-    private async Task ReceiveLoopAsync(AgentChannel channel, Func<long, Direction?> incoming, Action<int>? onSeen = null, Action<int>? onHello = null)
+    private async Task ReceiveLoopAsync(AgentChannel channel, SemaphoreSlim sendLock, Func<long, Direction?> incoming, Action<int>? onSeen = null, Action<int>? onHello = null)
     {
         await Task.Yield();
         var inOrder = 0;
@@ -506,6 +517,7 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
 
                 if (message.IsRequest)
                 {
+                    await sendLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                     try
                     {
                         await message.RespondAsync<long[]>([seq]).ConfigureAwait(false);
@@ -513,6 +525,10 @@ internal sealed class SoakTraffic(SoakOptions options, SoakLedger ledger, Cancel
                     catch (SecureChannelException)
                     {
                         // The channel ended: the requester hears that instead.
+                    }
+                    finally
+                    {
+                        sendLock.Release();
                     }
                 }
             }

@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using SecureChannels.Protocol.Channel;
 
+using static SecureChannels.Benchmarks.BenchText;
+
 namespace SecureChannels.Benchmarks.Soak;
 
 /// <summary>
@@ -77,8 +79,8 @@ internal sealed class SoakLedger
 
     private void Settle(SoakSession session)
     {
-        Account(session.FromOpener, session.OpenerEnd, session.AcceptorEnd, session.AcceptorAttached, sender: true);
-        Account(session.FromAcceptor, session.AcceptorEnd, session.OpenerEnd, receiverAttached: true, sender: false);
+        Account(session.FromOpener, session.OpenerEnd, session.OpenerAcknowledged, session.AcceptorEnd, session.AcceptorAttached, sender: true);
+        Account(session.FromAcceptor, session.AcceptorEnd, session.AcceptorAcknowledged, session.OpenerEnd, receiverAttached: true, sender: false);
     }
 
     private void Describe(string lost)
@@ -89,24 +91,31 @@ internal sealed class SoakLedger
         }
     }
 
-    private void Account(Direction direction, ChannelCloseInfo? senderEnd, ChannelCloseInfo? receiverEnd, bool receiverAttached, bool sender)
+    private void Account(Direction direction, ChannelCloseInfo? senderEnd, long acknowledged, ChannelCloseInfo? receiverEnd, bool receiverAttached, bool sender)
     {
-        // A graceful close on both ends promises that everything sent before it arrived; any other end leaves what
-        // was in flight unconfirmed (until the channel's ACK tells which).
-        var graceful = senderEnd?.Code == ChannelErrorCode.Normal && (!receiverAttached || receiverEnd?.Code == ChannelErrorCode.Normal);
+        // What the receiver's channel acknowledged (docs/protocol.md §8.3) it hands to the application; the application
+        // drops it only by ending the channel itself: disposing it (GOING_AWAY of its own making) or dying with its
+        // agent. When the receiver never read a first message, its end is known only from the sender's side.
+        var receiverDropped = receiverAttached
+            ? receiverEnd is { Code: ChannelErrorCode.GoingAway, FromPeer: false }
+            : senderEnd is { Code: ChannelErrorCode.GoingAway, FromPeer: true };
         var t = Totals;
         for (var seq = 1; seq <= direction.Count; seq++)
         {
             var outcome = direction.Outcome(seq);
             SoakTotals.Add(ref t.Sent);
-            if ((outcome & Outcome.Request) != 0)
+            var request = (outcome & Outcome.Request) != 0;
+            if (request)
             {
                 SoakTotals.Add(ref t.Requests);
             }
 
+            // A one-way message the sender's channel took is reported failed when it was past MessagesAcknowledged
+            // as the channel ended: the sender can tell it may not have arrived.
+            var unacknowledged = (outcome & Outcome.Sent) != 0 && direction.Number(seq) > acknowledged;
             var seen = (outcome & Outcome.Seen) != 0;
-            var failed = (outcome & Outcome.Failed) != 0;
-            if (seen && failed)
+            var reported = (outcome & Outcome.Failed) != 0 || unacknowledged;
+            if (seen && reported)
             {
                 SoakTotals.Add(ref t.DeliveredAndReported);
             }
@@ -114,19 +123,23 @@ internal sealed class SoakLedger
             {
                 SoakTotals.Add(ref t.Delivered);
             }
-            else if (failed)
+            else if (reported)
             {
                 SoakTotals.Add(ref t.ReportedFailed);
+                if (unacknowledged)
+                {
+                    SoakTotals.Add(ref t.Unacknowledged);
+                }
             }
-            else if ((outcome & Outcome.Answered) != 0 || graceful || (outcome & Outcome.Sent) == 0)
+            else if ((outcome & Outcome.Sent) != 0 && receiverDropped)
             {
-                SoakTotals.Add(ref t.Lost);
-                var why = (outcome & Outcome.Answered) != 0 ? "answered, never read" : graceful ? "sent before a graceful close, never read" : "no outcome recorded";
-                Describe($"{why}: {(sender ? "opener" : "acceptor")}'s message {seq} of {direction.Count} (highest read {direction.HighestSeen}, {((outcome & Outcome.Request) != 0 ? "request" : "one-way")}); sender's end {senderEnd?.ToString() ?? "none"}, receiver's end {(receiverAttached ? receiverEnd?.ToString() ?? "none" : "never attached")}");
+                SoakTotals.Add(ref t.DroppedByReceiver);
             }
             else
             {
-                SoakTotals.Add(ref t.Unconfirmed);
+                SoakTotals.Add(ref t.Lost);
+                var why = (outcome & Outcome.Answered) != 0 ? "answered, never read" : (outcome & Outcome.Sent) != 0 ? Invariant($"acknowledged (channel message {direction.Number(seq)}, {acknowledged} acknowledged), never read") : "no outcome recorded";
+                Describe($"{why}: {(sender ? "opener" : "acceptor")}'s message {seq} of {direction.Count} (highest read {direction.HighestSeen}, {(request ? "request" : "one-way")}); sender's end {senderEnd?.ToString() ?? "none"}, receiver's end {(receiverAttached ? receiverEnd?.ToString() ?? "none" : "never attached")}");
             }
         }
     }
@@ -157,6 +170,7 @@ internal enum Outcome
 internal sealed class Direction(int maxMessages)
 {
     private readonly int[] _outcomes = new int[maxMessages + 1];
+    private readonly long[] _numbers = new long[maxMessages + 1];
     private int _count;
     private int _highestSeen;
 
@@ -178,6 +192,11 @@ internal sealed class Direction(int maxMessages)
     }
 
     public void Mark(int seq, Outcome outcome) => Interlocked.Or(ref _outcomes[seq], (int)outcome);
+
+    /// <summary>The sender's channel numbered this one-way message <paramref name="number"/> (its MessagesSent right after it).</summary>
+    public void SetNumber(int seq, long number) => Volatile.Write(ref _numbers[seq], number);
+
+    public long Number(int seq) => Volatile.Read(ref _numbers[seq]);
 
     public Outcome Outcome(int seq) => (Outcome)Volatile.Read(ref _outcomes[seq]);
 
@@ -251,21 +270,28 @@ internal sealed class SoakSession(long id, int maxMessages)
         }
     }
 
-    public void OpenerDone(ChannelCloseInfo? end)
+    /// <summary>How many of the opener's channel messages the acceptor acknowledged, as the channel ended.</summary>
+    public long OpenerAcknowledged { get; private set; }
+
+    public long AcceptorAcknowledged { get; private set; }
+
+    public void OpenerDone(ChannelCloseInfo? end, long acknowledged)
     {
         lock (_lock)
         {
             OpenerEnd = end;
+            OpenerAcknowledged = acknowledged;
             _openerDone = true;
             _openerDoneAt = Stopwatch.GetTimestamp();
         }
     }
 
-    public void AcceptorDone(ChannelCloseInfo? end)
+    public void AcceptorDone(ChannelCloseInfo? end, long acknowledged)
     {
         lock (_lock)
         {
             AcceptorEnd = end;
+            AcceptorAcknowledged = acknowledged;
             _acceptor = 2;
         }
     }
@@ -291,7 +317,8 @@ internal sealed class SoakTotals
     public long Delivered;
     public long DeliveredAndReported;
     public long ReportedFailed;
-    public long Unconfirmed;
+    public long Unacknowledged;
+    public long DroppedByReceiver;
     public long Lost;
     public long Duplicates;
     public long OutOfOrder;

@@ -89,10 +89,10 @@ internal sealed record SoakResult(
         Line($"| --- | ---: | --- |");
         Line($"| sent | {t.Sent:N0} | one-way and requests, both directions ({t.Requests:N0} requests); {t.Sent / Math.Max(1, TrafficTime.TotalSeconds):N0} per second |");
         Line($"| delivered | {t.Delivered:N0} | the receiver read that sequence number |");
-        Line($"| reported failed | {t.ReportedFailed:N0} | the sender got a typed exception (SecureChannelException, AgentRequestException) and the receiver never read it |");
-        Line($"| delivered and reported failed | {t.DeliveredAndReported:N0} | read by the receiver although the sender was told it failed (a request whose response was lost with the channel) |");
-        Line($"| unconfirmed | {t.Unconfirmed:N0} | one-way, taken by SendAsync, not read, on a channel that ended abnormally (relay or agent killed, disposal): nothing tells the sender which of these arrived until the channel ACK lands |");
-        Line($"| **lost** | **{t.Lost:N0}** | sent − the rows above: read by nobody although answered, or sent before a graceful close on both ends; must be 0 |");
+        Line($"| reported failed | {t.ReportedFailed:N0} | the receiver never read it, and the sender was told: a typed exception (SecureChannelException, AgentRequestException), or for {t.Unacknowledged:N0} one-way messages, past the channel's MessagesAcknowledged when it ended |");
+        Line($"| delivered and reported failed | {t.DeliveredAndReported:N0} | read by the receiver although the sender was told it may not have been: a request whose response was lost with the channel, or a one-way message whose ACK was |");
+        Line($"| acknowledged, then dropped by the receiver | {t.DroppedByReceiver:N0} | one-way, acknowledged by the receiver's channel, not read because the receiving application ended the channel itself first (disposed it, or its agent was killed) |");
+        Line($"| **lost** | **{t.Lost:N0}** | sent − the rows above: answered or acknowledged, then read by nobody without the receiver ending the channel itself; must be 0 |");
         Line($"| duplicates | {t.Duplicates:N0} | must be 0 |");
         Line($"| out of order | {t.OutOfOrder:N0} | must be 0 |");
         Line($"| not as sent | {t.Foreign:N0} | a payload or response naming another session or number; must be 0 |");
