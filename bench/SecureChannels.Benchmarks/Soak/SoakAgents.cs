@@ -73,7 +73,7 @@ internal sealed class SoakAgent(int index, AgentIdentity identity, CredentialCha
         {
             await client.StartAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SecureChannelException or TimeoutException)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or SecureChannelException or TimeoutException)
         {
             // The relay is down (a kill overlapped): the client keeps trying, the work waits for the hop.
         }

@@ -35,8 +35,15 @@ internal static class SoakMode
         }
 
         var commit = await RunEnvironment.CommitAsync(root).ConfigureAwait(false);
+        var earlier = new List<SoakResult>();
         var result = await SoakRun.RunAsync(options, Console.Error).ConfigureAwait(false);
-        var markdown = result.ToMarkdown(string.Join(' ', args.Prepend(Command)), commit);
+        for (var run = 2; run <= options.Repeat; run++)
+        {
+            earlier.Add(result);
+            result = await SoakRun.RunAsync(options, Console.Error).ConfigureAwait(false);
+        }
+
+        var markdown = result.ToMarkdown(string.Join(' ', args.Prepend(Command)), commit, earlier);
         await Console.Out.WriteAsync(markdown).ConfigureAwait(false);
 
         var folder = Path.Combine(root, "bench", "results");
@@ -47,6 +54,6 @@ internal static class SoakMode
             await Console.Error.WriteLineAsync("Written: " + Path.Combine(folder, name)).ConfigureAwait(false);
         }
 
-        return result.Passed ? 0 : 1;
+        return result.Passed && earlier.All(r => r.Passed) ? 0 : 1;
     }
 }

@@ -61,7 +61,7 @@ internal sealed record SoakResult(
 
     public bool Passed => Failures.Count == 0;
 
-    public string ToMarkdown(string command, string commit)
+    public string ToMarkdown(string command, string commit, IReadOnlyList<SoakResult>? earlierRuns = null)
     {
         var t = Totals;
         var o = Options;
@@ -142,9 +142,15 @@ internal sealed record SoakResult(
         Line($"| | managed (after full GC) | working set |");
         Line($"| --- | ---: | ---: |");
         Line($"| baseline: relay up, identities made, no agent started | {MemorySnapshot.Mib(Baseline.Managed)} | {MemorySnapshot.Mib(Baseline.WorkingSet)} |");
-        Line($"| peak, sampled twice a second (GC heap size, not collected) | {MemorySnapshot.Mib(Peaks.GcHeap)} | {MemorySnapshot.Mib(Peaks.WorkingSet)} |");
+        Line($"| peak, sampled twice a second (managed: in use, garbage included) | {MemorySnapshot.Mib(Peaks.Managed)} | {MemorySnapshot.Mib(Peaks.WorkingSet)} |");
         Line($"| after: every agent disposed, relay up | {MemorySnapshot.Mib(After.Managed)} | {MemorySnapshot.Mib(After.WorkingSet)} |");
         Line($"");
+        if (earlierRuns is { Count: > 0 })
+        {
+            Line($"This is run {earlierRuns.Count + 1} of the soak in one process (--repeat); managed memory before and after each: {string.Join("; ", earlierRuns.Append(this).Select(r => MemorySnapshot.Mib(r.Baseline.Managed) + " → " + MemorySnapshot.Mib(r.After.Managed)))}. Earlier runs: {string.Join("; ", earlierRuns.Select(r => r.Passed ? "passed" : "FAILED: " + string.Join(", ", r.Failures)))}.");
+            Line($"");
+        }
+
         Line($"Managed memory {(MemoryReturned ? "returned" : "did NOT return")} to baseline: {MemorySnapshot.Mib(After.Managed - Baseline.Managed)} above it, tolerance {MemorySnapshot.Mib(MemoryAllowance)} (the larger of {o.MemoryTolerance:P0} of the baseline and {MemorySnapshot.Mib(o.MemorySlackBytes)}). The working set is shown, not judged: the runtime keeps freed GC regions and pooled buffers committed.");
         return text.ToString();
     }

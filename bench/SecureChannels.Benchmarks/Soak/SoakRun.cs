@@ -138,7 +138,7 @@ internal sealed class SoakRun
             LoadAverage());
     }
 
-    /// <summary>Awaits <paramref name="work"/> at most <see cref="SoakOptions.PhaseDeadline"/>; past it the run is hung (noted, and the run goes on to report).</summary>
+    /// <summary>Awaits <paramref name="work"/> at most <see cref="SoakOptions.PhaseDeadline"/>; past it the run is hung (noted, and the run goes on to report), and so is a phase that throws.</summary>
     private async Task Phase(string name, Task work)
     {
         try
@@ -149,6 +149,13 @@ internal sealed class SoakRun
         {
             _hung ??= name;
             await _log.WriteLineAsync($"HUNG: '{name}' did not finish within {_options.PhaseDeadline}.").ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failure the engine did not expect (a client or relay call throwing what it does not document) is a
+            // finding: the run reports it and goes on to account for the rest.
+            _ledger.Unexpected(name, e is AggregateException { InnerExceptions: [var only] } ? only : e);
+            await _log.WriteLineAsync($"UNEXPECTED in '{name}': {e}").ConfigureAwait(false);
         }
     }
 
@@ -312,17 +319,18 @@ internal sealed record MemorySnapshot(long Managed, long WorkingSet)
     public static string Mib(long bytes) => Invariant($"{bytes / 1048576.0:F1} MiB");
 }
 
-/// <summary>The highest working set and GC heap size sampled during the run.</summary>
+/// <summary>The highest working set and managed memory sampled during the run.</summary>
 internal sealed class MemoryPeaks
 {
     public long WorkingSet { get; private set; }
 
-    public long GcHeap { get; private set; }
+    /// <summary>Managed bytes in use, garbage not yet collected included (GC.GetTotalMemory without a collection).</summary>
+    public long Managed { get; private set; }
 
     public void Sample()
     {
         WorkingSet = Math.Max(WorkingSet, Environment.WorkingSet);
-        GcHeap = Math.Max(GcHeap, GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes);
+        Managed = Math.Max(Managed, GC.GetTotalMemory(forceFullCollection: false));
     }
 }
 
