@@ -47,7 +47,7 @@ internal sealed class SoakAgent(int index, AgentIdentity identity, CredentialCha
     public int Lives { get; private set; }
 
     /// <summary>Starts a life: a new client on <paramref name="relay"/>, its work running. A relay that is down is retried by the client in the background.</summary>
-    public async Task StartAsync(RelayEndpoint relay, TrustAnchors anchors, SoakOptions options, CancellationToken cancellationToken)
+    public async Task StartAsync(RelayEndpoint relay, TrustAnchors anchors, CancellationToken cancellationToken)
     {
         var client = new AgentClient(new AgentClientOptions
         {

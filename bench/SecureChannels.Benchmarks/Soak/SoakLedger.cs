@@ -29,8 +29,6 @@ internal sealed class SoakLedger
 
     public LatencyHistogram RoundTrip { get; } = new();
 
-    public int OpenSessions => _open.Count;
-
     /// <summary>Exceptions the client's documentation does not name, by where, type and message (the first line of the stack with it).</summary>
     public IReadOnlyDictionary<string, long> UnexpectedExceptions => _unexpected;
 

@@ -169,7 +169,7 @@ internal sealed class SoakRun
     {
         foreach (var batch in agents.Chunk(_options.StartBatch))
         {
-            await Task.WhenAll(batch.Select(a => a.StartAsync(endpoint, anchors, _options, CancellationToken.None))).ConfigureAwait(false);
+            await Task.WhenAll(batch.Select(a => a.StartAsync(endpoint, anchors, CancellationToken.None))).ConfigureAwait(false);
         }
     }
 
@@ -194,7 +194,7 @@ internal sealed class SoakRun
             await Phase("agent kill", Task.WhenAll(victims.Select(v => v.KillAsync()))).ConfigureAwait(false);
             SoakTotals.Add(ref _ledger.Totals.AgentKills, victims.Length);
             await Task.Delay(_options.AgentDowntime, CancellationToken.None).ConfigureAwait(false);
-            await Phase("agent restart", Task.WhenAll(victims.Select(v => v.StartAsync(endpoint, anchors, _options, CancellationToken.None)))).ConfigureAwait(false);
+            await Phase("agent restart", Task.WhenAll(victims.Select(v => v.StartAsync(endpoint, anchors, CancellationToken.None)))).ConfigureAwait(false);
         }
     }
 
