@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Running;
 using SecureChannels.Benchmarks.SideBySide;
+using SecureChannels.Benchmarks.Soak;
 
 namespace SecureChannels.Benchmarks;
 
@@ -7,6 +8,11 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == SoakMode.Command)
+        {
+            return SoakMode.Run(args[1..]);
+        }
+
         if (args.Length > 0 && args[0] == SideBySideMode.Command)
         {
             return SideBySideMode.Run(args[1..]);

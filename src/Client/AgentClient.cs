@@ -118,6 +118,7 @@ public sealed partial class AgentClient : IAsyncDisposable
     /// <exception cref="SecureChannelException">The only relay refused the hop, or failed to prove its pinned identity.</exception>
     /// <exception cref="RelayException">The only relay refused HELLO (for example a name no credential grants) or did not answer it.</exception>
     /// <exception cref="IOException">The only relay could not be reached.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">The only relay's TCP connection failed: refused, reset (a relay restarting, or one past its pending-handshake limit), or no answer in 10 s.</exception>
     /// <exception cref="TimeoutException">The only relay accepted the hop but sent no WELCOME in time.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {

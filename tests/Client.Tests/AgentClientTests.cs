@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using SecureChannels.Protocol.Channel;
 
 namespace SecureChannels.Client.Tests;
@@ -106,6 +107,104 @@ public sealed class AgentClientTests
         await Assert.ThrowsAsync<ArgumentException>(() => alice.UpdateCredentialsAsync([foreign]));
         Assert.Same(before, alice.Credentials);
         await ClientTestKit.AssertCarriesAsync(opened, accepted);
+    }
+
+    [Fact]
+    public async Task Disposing_an_agent_whose_hop_waits_for_the_relays_accept_does_not_throw()
+    {
+        // Found by the soak (bench soak): an agent killed while its hop handshake waited for the relay's ACCEPT threw
+        // SecureChannelException (HandshakeTimeout) from DisposeAsync, which the cancelled handshake reports instead
+        // of OperationCanceledException.
+        await using var kit = await ClientTestKit.CreateAsync();
+        var relayIdentity = await kit.CreateIdentityAsync();
+        using var relayKey = Protocol.Noise.Crypto.Curve25519Dh.Instance.GenerateKeyPair();
+        var attestation = await relayIdentity.AttestChannelKeyAsync(relayKey.PublicKey.ToArray(), TimeSpan.FromDays(1), kit.Time);
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var handshaken = new TaskCompletionSource<SecureChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serving = Task.Run(async () =>
+        {
+            // A "relay" that completes the Noise handshake but whose ACCEPT record never leaves: the agent waits for it.
+            var socket = await listener.AcceptSocketAsync();
+            var transport = new FirstFlushOnly(new Protocol.Wire.SocketPipe(socket));
+            handshaken.SetResult(await SecureChannel.AcceptAsync(transport, new SecureChannelOptions
+            {
+                Identity = relayIdentity,
+                ChannelKey = relayKey,
+                Attestation = attestation,
+                Verifier = new Protocol.Credentials.CredentialVerifier(kit.Anchors, new Protocol.Credentials.RevocationRegistry(), kit.Time),
+                Policy = Protocol.Policy.AccessPolicy.Parse("true"),
+                TimeProvider = kit.Time,
+            }));
+        });
+        var identity = await kit.CreateIdentityAsync();
+        var agent = new AgentClient(new AgentClientOptions
+        {
+            Identity = identity,
+            Anchors = kit.Anchors,
+            Credentials = [await kit.IssueAsync(identity, "user:alice", "role=worker")],
+            Relays = [new RelayEndpoint((System.Net.IPEndPoint)listener.LocalEndpoint, relayIdentity.Identifier)],
+            TimeProvider = kit.Time,
+        });
+        var starting = agent.StartAsync();
+        await using var relaySide = await handshaken.Task.WaitAsync(ClientTestKit.Guard);
+
+        await agent.DisposeAsync().AsTask().WaitAsync(ClientTestKit.Guard);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(ClientTestKit.Guard));
+        await serving.WaitAsync(ClientTestKit.Guard);
+    }
+
+    /// <summary>A transport whose output carries the first flush and drops everything written after it.</summary>
+    private sealed class FirstFlushOnly(IDuplexPipe inner) : IDuplexPipe
+    {
+        private readonly DroppingWriter _output = new(inner.Output);
+
+        public PipeReader Input => inner.Input;
+
+        public PipeWriter Output => _output;
+
+        private sealed class DroppingWriter(PipeWriter inner) : PipeWriter
+        {
+            private byte[] _scratch = [];
+            private bool _dropping;
+
+            public override void Advance(int bytes)
+            {
+                if (!_dropping)
+                {
+                    inner.Advance(bytes);
+                }
+            }
+
+            public override Memory<byte> GetMemory(int sizeHint = 0) => _dropping ? Scratch(sizeHint) : inner.GetMemory(sizeHint);
+
+            public override Span<byte> GetSpan(int sizeHint = 0) => _dropping ? Scratch(sizeHint).Span : inner.GetSpan(sizeHint);
+
+            public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+            public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+            public override async ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+            {
+                if (_dropping)
+                {
+                    return new FlushResult(isCanceled: false, isCompleted: false);
+                }
+
+                _dropping = true;
+                return await inner.FlushAsync(cancellationToken);
+            }
+
+            private Memory<byte> Scratch(int sizeHint)
+            {
+                if (_scratch.Length < Math.Max(sizeHint, 4096))
+                {
+                    _scratch = new byte[Math.Max(sizeHint, 4096)];
+                }
+
+                return _scratch;
+            }
+        }
     }
 
     [Fact]

@@ -144,6 +144,21 @@ public sealed class ResilienceTests
     }
 
     [Fact]
+    public async Task StartAsync_reports_a_relay_that_cannot_be_reached_as_the_SocketException_it_documents()
+    {
+        // Found by the soak (bench soak): agents restarted while the relay was down or resetting connections got a
+        // SocketException from StartAsync, which its documentation did not name, so callers catching what it named crashed.
+        await using var kit = await ClientTestKit.CreateAsync();
+        var down = await kit.StartRelayAsync();
+        await kit.StopRelayAsync();
+        var identity = await kit.CreateIdentityAsync();
+        await using var agent = new AgentClient(new AgentClientOptions { Identity = identity, Anchors = kit.Anchors, Credentials = [await kit.IssueAsync(identity, "user:alice", "role=orchestrator")], Relays = [down], TimeProvider = kit.Time });
+
+        var unreachable = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() => agent.StartAsync().WaitAsync(ClientTestKit.Guard));
+        Assert.Equal(System.Net.Sockets.SocketError.ConnectionRefused, unreachable.SocketErrorCode);
+    }
+
+    [Fact]
     public async Task A_reopening_channel_does_not_resend_what_failed_without_a_break_and_ends_when_its_agent_is_disposed()
     {
         await using var kit = await ClientTestKit.CreateAsync();

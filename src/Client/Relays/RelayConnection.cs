@@ -69,11 +69,14 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
                     await AcceptLoopAsync(link, stoppingToken).ConfigureAwait(false);
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
             {
+                // Stopping: whatever the attempt threw as it was cancelled is the stop, not a failure to report. (A hop
+                // handshake cancelled while it waits for the relay's ACCEPT throws SecureChannelException HandshakeTimeout,
+                // not OperationCanceledException, and escaped from AgentClient.DisposeAsync.)
                 return;
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            catch (Exception e)
             {
                 // Whatever went wrong (refused, reset, a relay that never sent WELCOME, a bug), the hop is retried:
                 // an agent must not lose its relay for good over one failure.

@@ -243,7 +243,9 @@ public sealed partial class RelayLink : IAsyncDisposable
         {
             await _hop.SendAsync(frame, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SecureChannelException or ObjectDisposedException)
+        // SecureChannel.SendAsync lets the transport's own IOException through when the connection failed under the
+        // flush (a socket reset by a killed relay): that is the hop failing too, not a crash of the caller.
+        catch (Exception e) when (e is SecureChannelException or ObjectDisposedException or IOException)
         {
             LinkEnd? ended;
             lock (_lock)
@@ -400,7 +402,7 @@ public sealed partial class RelayLink : IAsyncDisposable
         {
             await hop.SendAsync(frame, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SecureChannelException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e) when (e is SecureChannelException or ObjectDisposedException or OperationCanceledException or IOException)
         {
             // Best effort: the hop is failing or closing anyway.
         }

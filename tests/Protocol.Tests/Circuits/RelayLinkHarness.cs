@@ -32,9 +32,9 @@ internal sealed class RelayLinkHarness : IAsyncDisposable
     public RelaySide Relay { get; }
 
     /// <summary>A hop with HELLO and WELCOME already exchanged.</summary>
-    public static async Task<RelayLinkHarness> CreateAsync(Func<TimeProvider, RelayLinkOptions>? options = null, WelcomeFrame? welcome = null)
+    public static async Task<RelayLinkHarness> CreateAsync(Func<TimeProvider, RelayLinkOptions>? options = null, WelcomeFrame? welcome = null, Func<IDuplexPipe, IDuplexPipe>? agentTransport = null)
     {
-        var (kit, agent, relayAgent, agentHop, relay) = await OpenHopAsync();
+        var (kit, agent, relayAgent, agentHop, relay) = await OpenHopAsync(agentTransport);
         var connect = RelayLink.ConnectAsync(agentHop, options?.Invoke(kit.Time) ?? new RelayLinkOptions { TimeProvider = kit.Time });
         await relay.ReceiveAsync(RelayFrameType.Hello);
         await relay.SendAsync(RelayFrames.Welcome(welcome ?? DefaultWelcome));
@@ -42,13 +42,14 @@ internal sealed class RelayLinkHarness : IAsyncDisposable
         return new RelayLinkHarness(kit, agent, relayAgent, link, relay);
     }
 
-    /// <summary>An open hop and nothing more: the agent's end (initiator) and the relay's end.</summary>
-    public static async Task<(ChannelTestKit Kit, ChannelTestKit.Agent Agent, ChannelTestKit.Agent RelayAgent, SecureChannel AgentHop, RelaySide Relay)> OpenHopAsync()
+    /// <summary>An open hop and nothing more: the agent's end (initiator, over <paramref name="agentTransport"/>'s wrapping of its pipe) and the relay's end.</summary>
+    public static async Task<(ChannelTestKit Kit, ChannelTestKit.Agent Agent, ChannelTestKit.Agent RelayAgent, SecureChannel AgentHop, RelaySide Relay)> OpenHopAsync(Func<IDuplexPipe, IDuplexPipe>? agentTransport = null)
     {
         var kit = await ChannelTestKit.CreateAsync();
         var agent = await kit.CreateAgentAsync(["relay-name=service-a"]);
         var relayAgent = await kit.CreateAgentAsync();
-        var (agentHop, relayHop) = await ChannelTestKit.OpenAsync(kit.Options(agent), kit.Options(relayAgent));
+        var (initiator, responder) = ChannelTestKit.CreateConnection();
+        var (agentHop, relayHop) = await ChannelTestKit.OpenAsync(kit.Options(agent), kit.Options(relayAgent), (agentTransport?.Invoke(initiator) ?? initiator, responder));
         return (kit, agent, relayAgent, agentHop, new RelaySide(relayHop));
     }
 

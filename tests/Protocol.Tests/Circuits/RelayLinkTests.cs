@@ -495,4 +495,50 @@ public sealed class RelayLinkTests
         await relayToBob.DisposeAsync();
         await forwarder.Loops.WaitAsync(ChannelTestKit.Guard);
     }
+
+    [Fact]
+    public async Task A_hop_whose_connection_fails_under_a_send_ends_the_circuit_with_a_relay_error_not_an_IOException()
+    {
+        // Found by the soak (bench soak): a relay killed under a circuit's send made the hop's flush throw the socket's
+        // IOException, which escaped the circuit's pump, so Circuit.Sent faulted and AgentChannel.DisposeAsync threw it.
+        var transport = default(BreakingTransport);
+        await using var harness = await RelayLinkHarness.CreateAsync(agentTransport: pipe => transport = new BreakingTransport(pipe));
+        var circuit = await harness.OpenAcceptedAsync();
+        transport!.Break();
+
+        await circuit.Output.WriteAsync("after the connection failed"u8.ToArray());
+        await circuit.Sent.WaitAsync(ChannelTestKit.Guard);
+        Assert.Equal(RelayErrorCode.PeerGone, (await circuit.Completion.WaitAsync(ChannelTestKit.Guard)).Code);
+        await circuit.DisposeAsync();
+    }
+
+    /// <summary>A transport whose writes fail, once broken, as a socket pipe's do after its connection failed: the flush throws the IOException.</summary>
+    private sealed class BreakingTransport(IDuplexPipe inner) : IDuplexPipe
+    {
+        private readonly BreakingWriter _output = new(inner.Output);
+
+        public PipeReader Input => inner.Input;
+
+        public PipeWriter Output => _output;
+
+        public void Break() => _output.Broken = true;
+
+        private sealed class BreakingWriter(PipeWriter inner) : PipeWriter
+        {
+            public volatile bool Broken;
+
+            public override void Advance(int bytes) => inner.Advance(bytes);
+
+            public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+
+            public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+
+            public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+            public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+            public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
+                Broken ? ValueTask.FromException<FlushResult>(new IOException("The connection failed: Shutdown.")) : inner.FlushAsync(cancellationToken);
+        }
+    }
 }
