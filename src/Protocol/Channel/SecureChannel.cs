@@ -397,6 +397,13 @@ public sealed partial class SecureChannel : IAsyncDisposable
                 }
             }
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up: its cancellation, as at every earlier step, not a timeout of the peer's.
+            await channel.DisposeAsync().ConfigureAwait(false);
+            await ReleaseAsync(pipe).ConfigureAwait(false);
+            throw;
+        }
         catch (Exception e) when (e is SecureChannelException or OperationCanceledException or IOException)
         {
             var failure = e as SecureChannelException

@@ -36,6 +36,24 @@ public sealed class SecureChannelHandshakeTimeoutTests
         Assert.Equal(ChannelErrorCode.HandshakeTimeout, denied.Code);
     }
 
+    [Fact]
+    public async Task ACallerThatCancelsWhileWaitingForAcceptGetsItsCancellationNotAHandshakeTimeout()
+    {
+        await using var kit = await ChannelTestKit.CreateAsync();
+        var alice = await kit.CreateAgentAsync(["role=a"]);
+        var bob = await kit.CreateAgentAsync(["role=b"]);
+        var (initiatorEnd, responderEnd) = ChannelTestKit.CreateConnection();
+        using var giveUp = new CancellationTokenSource();
+        var connect = SecureChannel.ConnectAsync(initiatorEnd, kit.Options(alice, settings: Settings), giveUp.Token);
+
+        // The responder completes the handshake but never sends ACCEPT: the initiator waits for it.
+        using var rogue = await RoguePeer.RespondAsync(responderEnd, kit.Options(bob)).WaitAsync(ChannelTestKit.Guard);
+        Assert.False(connect.IsCompleted);
+        await giveUp.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => connect.WaitAsync(ChannelTestKit.Guard));
+    }
+
     public static TheoryData<bool, int> StallPoints => new()
     {
         // towards the responder?, first frame held (0: message 1 / message 2; 1: message 3 / ACCEPT)
