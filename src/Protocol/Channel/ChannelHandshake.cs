@@ -103,7 +103,7 @@ internal static class ChannelHandshake
         return peer;
     }
 
-    private static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options)
+    internal static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options)
     {
         if (payload.Identity is null || payload.Attestation is null)
         {
