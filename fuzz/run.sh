@@ -3,7 +3,7 @@
 #
 #   fuzz/run.sh <target> [executions=1000000] [timeout-ms=2000]
 #
-# Builds Release into a work folder, instruments the project's assembly with SharpFuzz, runs afl-fuzz for
+# Builds Release into a work folder, instruments the project's assemblies with SharpFuzz, runs afl-fuzz for
 # <executions> on fuzz/seeds/<target> plus fuzz/corpus/<target>, minimises the queue into fuzz/corpus/<target>,
 # copies crashes and hangs into fuzz/regressions/<target>, and appends a line to fuzz/results/README.md.
 # FUZZ_WORK (default fuzz/.work, ignored by git; afl-cmin refuses /tmp) holds the build and AFL's output; AFL_CPU pins afl-fuzz to a core.
@@ -28,7 +28,9 @@ rm -rf "$bin"
 dotnet tool restore >/dev/null
 dotnet build fuzz/SecureChannels.Fuzz/SecureChannels.Fuzz.csproj -c Release -o "$bin" -nologo -v quiet >/dev/null
 # Only the project's own code is instrumented: edges in the BCL or MessagePack would be noise in AFL's map.
-dotnet tool run sharpfuzz "$bin/SecureChannels.Protocol.dll" >/dev/null
+for assembly in SecureChannels.Protocol SecureChannels.Authority; do
+  dotnet tool run sharpfuzz "$bin/$assembly.dll" >/dev/null
+done
 app="$bin/SecureChannels.Fuzz"
 "$app" --list | grep -qx "$target" || { echo "unknown target '$target'; known: $("$app" --list | tr '\n' ' ')" >&2; exit 2; }
 
@@ -84,7 +86,7 @@ if [ ! -f "$results" ]; then
 # Fuzzing results
 
 One line per `fuzz/run.sh` run, read from AFL++'s `fuzzer_stats`. Edges and coverage count only the instrumented
-SecureChannels.Protocol assembly. Crashes and hangs are AFL's unique ones; each input is kept in `fuzz/regressions/<target>/`.
+SecureChannels.Protocol and SecureChannels.Authority assemblies. Crashes and hangs are AFL's unique ones; each input is kept in `fuzz/regressions/<target>/`.
 
 | date (UTC) | commit | target | executions | exec/s | edges found | bitmap coverage | crashes | hangs | corpus | duration |
 | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |

@@ -19,6 +19,8 @@ public static class FuzzTargets
         new RelayFramesTarget(),
         new MessagesTarget(),
         new TextTarget(),
+        new ChannelRecordsTarget(),
+        new AuditLogTarget(),
     ];
 
     public static IFuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);

@@ -36,6 +36,12 @@ public static class FuzzWorld
     public static SignedKeyAttestation AliceAttestation { get; } =
         Alice.AttestChannelKeyAsync(AliceChannelKey.PublicKey.ToArray(), TimeSpan.FromHours(1), Time).GetAwaiter().GetResult();
 
+    /// <summary>Bob's Noise static key (X25519).</summary>
+    public static DhKeyPair BobChannelKey { get; } = Curve25519Dh.Instance.ImportPrivateKey(Seed(5));
+
+    public static SignedKeyAttestation BobAttestation { get; } =
+        Bob.AttestChannelKeyAsync(BobChannelKey.PublicKey.ToArray(), TimeSpan.FromHours(1), Time).GetAwaiter().GetResult();
+
     public static Principal Principal { get; } = Principal.Parse("user:alice@example.com");
 
     /// <summary>Authority → alice, delegable twice more.</summary>
