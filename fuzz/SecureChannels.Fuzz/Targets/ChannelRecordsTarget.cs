@@ -52,6 +52,9 @@ public sealed class ChannelRecordsTarget : IFuzzTarget
         FixedEphemeralPrivateKeyForTestingOnly = FuzzWorld.Seed(91),
     };
 
+    // Reused by every input (targets run one input at a time), off the large object heap.
+    private static readonly byte[] Sealed = new byte[NoiseConstants.MaxMessageLength];
+
     private static readonly PipeOptions Unbounded = new(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false);
 
     public string Name => "channel-records";
@@ -118,7 +121,7 @@ public sealed class ChannelRecordsTarget : IFuzzTarget
 
     private static async Task SendRecordsAsync(PipeWriter output, NoiseTransport transport, byte[] input)
     {
-        var message = new byte[NoiseConstants.MaxMessageLength];
+        var message = Sealed;
         var offset = 0;
         for (var n = 0; n < MaxRecords && offset < input.Length; n++)
         {

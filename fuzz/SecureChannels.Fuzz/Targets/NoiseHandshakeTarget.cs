@@ -15,6 +15,10 @@ public sealed class NoiseHandshakeTarget : IFuzzTarget
     private static readonly byte[] Prologue = "securechannels/fuzz"u8.ToArray();
     private static readonly byte[] HonestPayload = "honest payload"u8.ToArray();
 
+    // Reused by every input (targets run one input at a time): 64 KiB arrays would otherwise land on the large object heap twice per execution.
+    private static readonly byte[] Message = new byte[NoiseConstants.MaxMessageLength];
+    private static readonly byte[] Payload = new byte[NoiseConstants.MaxMessageLength];
+
     // Each pattern under the channel's suite (so XX here is Noise_XX_25519_ChaChaPoly_BLAKE2b, the channel protocol),
     // plus the other ciphers and hashes and the psk modifiers on a few patterns.
     private static readonly string[] Protocols =
@@ -46,8 +50,7 @@ public sealed class NoiseHandshakeTarget : IFuzzTarget
         var (protocol, index) = Cases[input[0] % Cases.Count];
         using var initiator = Build(protocol, isInitiator: true);
         using var responder = Build(protocol, isInitiator: false);
-        var message = new byte[NoiseConstants.MaxMessageLength];
-        var payload = new byte[NoiseConstants.MaxMessageLength];
+        var (message, payload) = (Message, Payload);
         for (var i = 0; i < index; i++)
         {
             var (writer, reader) = protocol.Pattern.Messages[i].FromInitiator ? (initiator, responder) : (responder, initiator);

@@ -23,6 +23,10 @@ public sealed class TransportTarget : IFuzzTarget
     private static readonly (NoiseTransport Sender, NoiseTransport Receiver) Sealed = Pair(74);
     private static readonly (StatelessNoiseTransport Sender, StatelessNoiseTransport Receiver) SealedStateless = StatelessPair(76);
 
+    // Reused by every input (targets run one input at a time): 64 KiB arrays would otherwise land on the large object heap each execution.
+    private static readonly byte[] Payload = new byte[NoiseConstants.MaxMessageLength];
+    private static readonly byte[] Message = new byte[NoiseConstants.MaxMessageLength + StatelessNoiseTransport.NonceLength];
+
     public string Name => "transport";
 
     public void Run(ReadOnlySpan<byte> input)
@@ -33,7 +37,7 @@ public sealed class TransportTarget : IFuzzTarget
         }
 
         var rest = input[1..];
-        var payload = new byte[NoiseConstants.MaxMessageLength];
+        var payload = Payload;
         try
         {
             switch (input[0] % 4)
@@ -115,7 +119,7 @@ public sealed class TransportTarget : IFuzzTarget
             return;
         }
 
-        var message = new byte[NoiseConstants.MaxMessageLength + StatelessNoiseTransport.NonceLength];
+        var message = Message;
         var length = Sealed.Sender.Write(plaintext, message);
         if (!Sealed.Receiver.TryRead(message.AsSpan(0, length), payload, out var written) || !payload.AsSpan(0, written).SequenceEqual(plaintext))
         {
