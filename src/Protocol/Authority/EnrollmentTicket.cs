@@ -48,8 +48,10 @@ public sealed class EnrollmentTicket
             return false;
         }
 
+        // TryDecodeFromChars throws on characters outside the alphabet rather than returning false (found by fuzzing).
+        var encoded = text.AsSpan(Prefix.Length);
         Span<byte> raw = stackalloc byte[Length];
-        if (!Base64Url.TryDecodeFromChars(text.AsSpan(Prefix.Length), raw, out var written) || written != Length)
+        if (!Base64Url.IsValid(encoded) || !Base64Url.TryDecodeFromChars(encoded, raw, out var written) || written != Length)
         {
             return false;
         }

@@ -105,7 +105,7 @@ internal static class ChannelHandshake
         return peer;
     }
 
-    private static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options, DeferredVerifications cache)
+    internal static VerifiedPeer Verify(HandshakePayload payload, ReadOnlySpan<byte> remoteStatic, SecureChannelOptions options, DeferredVerifications cache)
     {
         if (payload.Identity is null || payload.Attestation is null)
         {
