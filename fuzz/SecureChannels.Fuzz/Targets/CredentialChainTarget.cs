@@ -5,7 +5,7 @@ using SecureChannels.Protocol.Wire;
 namespace SecureChannels.Fuzz.Targets;
 
 /// <summary>
-/// Delegation chains. First byte 0: <see cref="CredentialChain.Decode"/> and <see cref="CredentialVerifier.Verify"/>
+/// Delegation chains. First byte 0: <see cref="CredentialChain.Decode"/> and <c>CredentialVerifier.Verify</c>
 /// against the fixed authority, presented by the leaf's subject; 1: the same with registered delegations required.
 /// 2 (signed): the rest is an unsigned <see cref="Credential"/>, signed by the cast member it names as issuer (the
 /// authority for a stranger); a root one is the whole chain, a delegated one is appended below alice's root credential,
