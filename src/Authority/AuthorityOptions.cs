@@ -111,8 +111,12 @@ public sealed class AuthorityOptions
     [Range(1, Protocol.Credentials.CredentialLimits.MaxRevocationEntries)]
     public int MaxRevocationEntries { get; set; } = Protocol.Credentials.CredentialLimits.MaxRevocationEntries;
 
-    /// <summary>How long after a revoked credential expired its entry stays listed: for verifiers whose clocks run behind.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00")]
+    /// <summary>
+    /// How long after a revoked credential expired its entry stays listed: for verifiers whose clocks run behind. At
+    /// least an hour, the largest clock skew a verifier may allow (<c>CredentialVerifierOptions.ClockSkew</c>), which
+    /// accepts a credential that long past its expiry.
+    /// </summary>
+    [Range(typeof(TimeSpan), "01:00:00", "30.00:00:00")]
     public TimeSpan RevocationPruneMargin { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>The authority's channel endpoint as parsed.</summary>

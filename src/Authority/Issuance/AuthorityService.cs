@@ -28,6 +28,9 @@ public sealed partial class AuthorityService
 
     private readonly IAuthorityStore _store;
     private readonly AuthorityOptions _options;
+
+    // When the revocation list was last found full: the earliest time one of its entries can be dropped (UTC ticks).
+    private long _revocationsPrunableAtTicks;
     private readonly TimeProvider _time;
     private readonly AuthorityMetrics _metrics;
     private readonly ILogger _logger;
@@ -444,6 +447,13 @@ public sealed partial class AuthorityService
             var entries = current?.Entries ?? [];
             if (entries.Length >= _options.MaxRevocationEntries)
             {
+                // The last scan found when the next entry becomes droppable: until then a full list is refused without
+                // reading every entry's credential again inside the write transaction.
+                if (now.UtcTicks < Volatile.Read(ref _revocationsPrunableAtTicks))
+                {
+                    throw Refuse(AuthorityErrorCode.OutOfRange, $"The revocation list holds its limit of {_options.MaxRevocationEntries} entries and none has expired; revoke by subject or principal.");
+                }
+
                 entries = await WithoutExpiredCredentialsAsync(tx, entries, now, cancellationToken).ConfigureAwait(false);
                 if (entries.Length >= _options.MaxRevocationEntries)
                 {
@@ -454,6 +464,12 @@ public sealed partial class AuthorityService
             }
 
             var list = new RevocationList(Identity.Identifier, (current?.Sequence ?? 0) + 1, now, [.. entries, entry]);
+            if (entry.Kind == RevocationKind.Credential)
+            {
+                // Its credential may expire before the earliest time found by the last scan.
+                Volatile.Write(ref _revocationsPrunableAtTicks, 0);
+            }
+
             var signed = await SignedRevocationList.SignAsync(list, Identity, cancellationToken).ConfigureAwait(false);
             await tx.InsertDocumentAsync(new StoredDocument(RevocationsKind, string.Empty, (long)list.Sequence, signed.Encode(), now), cancellationToken).ConfigureAwait(false);
             await AuditAsync(tx, caller, principal, "revoke", entry.ToString(), reason, cancellationToken).ConfigureAwait(false);
@@ -475,18 +491,25 @@ public sealed partial class AuthorityService
     private async Task<ImmutableArray<RevocationEntry>> WithoutExpiredCredentialsAsync(IAuthorityTransaction tx, ImmutableArray<RevocationEntry> entries, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var kept = ImmutableArray.CreateBuilder<RevocationEntry>(entries.Length);
+        var nextPrunable = DateTimeOffset.MaxValue;
         foreach (var listed in entries)
         {
             if (listed.Kind == RevocationKind.Credential
-                && await tx.FindCredentialAsync(listed.Value, cancellationToken).ConfigureAwait(false) is { } record
-                && record.NotAfter + _options.RevocationPruneMargin <= now)
+                && await tx.FindCredentialAsync(listed.Value, cancellationToken).ConfigureAwait(false) is { } record)
             {
-                continue;
+                var droppable = record.NotAfter + _options.RevocationPruneMargin;
+                if (droppable <= now)
+                {
+                    continue;
+                }
+
+                nextPrunable = droppable < nextPrunable ? droppable : nextPrunable;
             }
 
             kept.Add(listed);
         }
 
+        Volatile.Write(ref _revocationsPrunableAtTicks, nextPrunable.UtcTicks);
         return kept.DrainToImmutable();
     }
 

@@ -246,9 +246,10 @@ public sealed partial class SecureChannel : IAsyncDisposable
                     return;
                 }
 
-                if (Volatile.Read(ref _terminated) != 0)
+                // Completion, not _terminated: Terminate sets it after recording why, and before waking waiters.
+                if (_closed.Task.IsCompleted)
                 {
-                    var info = Volatile.Read(ref _closeInfo)!;
+                    var info = _closed.Task.Result;
                     throw new SecureChannelException(info.Code, $"The channel ended with {count - MessagesAcknowledged} of the first {count} messages unconfirmed: {info.Reason}", info.FromPeer);
                 }
 
@@ -695,6 +696,12 @@ public sealed partial class SecureChannel : IAsyncDisposable
     // docs/protocol.md §8.3: a confirmation never goes back and never covers a message not yet sent.
     private void AcceptAck(ulong count)
     {
+        // Final once the channel has ended: what Completion reports and MessagesAcknowledged then says stay together.
+        if (Volatile.Read(ref _terminated) != 0)
+        {
+            return;
+        }
+
         var acknowledged = MessagesAcknowledged;
         if (count < (ulong)acknowledged || count > (ulong)MessagesSent)
         {
@@ -966,9 +973,10 @@ public sealed partial class SecureChannel : IAsyncDisposable
         {
             await FlushAsync(_stopping.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or SecureChannelException)
         {
-            // A keepalive that cannot be sent changes nothing: the idle timer decides.
+            // A keepalive or an ACK that cannot be sent changes nothing: the receive pump or the idle timer decides
+            // how the channel ends (FlushAsync reports a broken or closed connection as SecureChannelException).
         }
         finally
         {

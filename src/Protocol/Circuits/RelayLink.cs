@@ -243,8 +243,9 @@ public sealed partial class RelayLink : IAsyncDisposable
         {
             await _hop.SendAsync(frame, cancellationToken).ConfigureAwait(false);
         }
-        // SecureChannel.SendAsync lets the transport's own IOException through when the connection failed under the
-        // flush (a socket reset by a killed relay): that is the hop failing too, not a crash of the caller.
+        // A hop whose connection failed under the flush (a socket reset by a killed relay) is the hop failing, not a
+        // crash of the caller. SecureChannel reports it as ConnectionLost; IOException stays for any transport that lets
+        // its own error through.
         catch (Exception e) when (e is SecureChannelException or ObjectDisposedException or IOException)
         {
             LinkEnd? ended;

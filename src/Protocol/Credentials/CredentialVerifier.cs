@@ -100,14 +100,14 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         var anchorHistory = anchor.Identity.History;
         if (_checked.TryGetValue(chain, out var checkedUnder) && ReferenceEquals(checkedUnder, anchorHistory))
         {
-            return Check(chain, anchor, presenter, checkSignatures: false);
+            return Check(chain, anchor, presenter, checkSignatures: false, memory);
         }
 
         // Everything skipped on a hit is a pure function of the chain's bytes, the anchor's history and the one option
         // that adds a check; those three are the key.
         var key = VerificationKey.Derive(VerifiedKind.CredentialChain, chain.Encoded, anchorHistory.Encoded, _options.RequireRegisteredDelegations ? [1] : [0]);
         var known = memory.Contains(key);
-        var verified = Check(chain, anchor, presenter, checkSignatures: !known);
+        var verified = Check(chain, anchor, presenter, checkSignatures: !known, memory);
         if (!known)
         {
             memory.Add(key);
@@ -151,7 +151,7 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
             ?? throw new CredentialException(CredentialErrorKind.UntrustedIssuer, $"{root.Issuer} is not a trusted authority.");
     }
 
-    private VerifiedCredential Check(CredentialChain chain, TrustAnchor anchor, Identifier? presenter, bool checkSignatures)
+    private VerifiedCredential Check(CredentialChain chain, TrustAnchor anchor, Identifier? presenter, bool checkSignatures, IVerificationMemory memory)
     {
         var now = timeProvider.GetUtcNow();
         var root = chain.Credentials[0];
@@ -167,7 +167,7 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
             var link = chain.Credentials[i];
             if (checkSignatures)
             {
-                CheckDelegatedLink(chain, i, anchor, authority, now);
+                CheckDelegatedLink(chain, i, anchor, authority, now, memory);
             }
             else
             {
@@ -188,14 +188,14 @@ public sealed class CredentialVerifier(TrustAnchors anchors, RevocationRegistry 
         return new VerifiedCredential(leaf.Subject, leaf.Principal, authority, hops.MoveToImmutable(), leaf.Attributes.Where(anchor.Covers), notBefore, notAfter);
     }
 
-    private void CheckDelegatedLink(CredentialChain chain, int i, TrustAnchor anchor, Identifier authority, DateTimeOffset now)
+    private void CheckDelegatedLink(CredentialChain chain, int i, TrustAnchor anchor, Identifier authority, DateTimeOffset now, IVerificationMemory memory)
     {
         var link = chain.Credentials[i];
         Delegation.CheckNarrows(chain.Credentials[i - 1], link.Credential, i);
         VerifiedIdentity issuer;
         try
         {
-            issuer = chain.IssuerHistories[i - 1].Verify(Cache);
+            issuer = chain.IssuerHistories[i - 1].Verify(memory);
         }
         catch (IdentityException e)
         {

@@ -34,6 +34,7 @@ public sealed class RepeatPeerHandshakeTests
     [Theory]
     [InlineData("the policy denies its attributes")]
     [InlineData("it presents no credential")]
+    [InlineData("the policy denies its delegated chain")]
     public async Task AStrangerRefusedAtTheHandshakeLeavesNothingInTheCache(string why)
     {
         await using var kit = await ChannelTestKit.CreateAsync();
@@ -49,6 +50,15 @@ public sealed class RepeatPeerHandshakeTests
         for (var i = 0; i < 5; i++)
         {
             var stranger = await kit.CreateAgentAsync(why == "it presents no credential" ? null : ["role=intruder"]);
+            if (why == "the policy denies its delegated chain")
+            {
+                // The delegating issuer's history travels in the chain and verifies too: also held back.
+                var holder = await kit.CreateAgentAsync(["role=intruder"]);
+                var now = kit.Time.GetUtcNow();
+                var chain = await CredentialIssuer.DelegateAsync(holder.Identity, holder.Credentials[0], stranger.Identity.Identifier, AttributeSet.Parse(["role=intruder"]), now, now.AddMinutes(30), 1);
+                stranger = stranger with { Credentials = [chain] };
+            }
+
             var (initiatorEnd, responderEnd) = ChannelTestKit.CreateConnection();
             var accept = SecureChannel.AcceptAsync(responderEnd, kit.Options(judge.Agent, Policy, settings: new() { Verifier = judge.Verifier }));
             var connect = SecureChannel.ConnectAsync(initiatorEnd, kit.Options(stranger));
