@@ -93,9 +93,12 @@ SecureChannels.Protocol and SecureChannels.Authority assemblies. Crashes and han
 HEADER
 fi
 duration=$((ended - started))
-printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %dm%02ds |\n' \
+line=$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %dm%02ds |' \
   "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git rev-parse --short HEAD)" "$target" "$(stat execs_done)" "$(stat execs_per_sec)" \
   "$(stat edges_found)" "$(stat bitmap_cvg)" "$(stat saved_crashes)" "$(stat saved_hangs)" "$(ls "$corpus" | wc -l)" \
-  $((duration / 60)) $((duration % 60)) >>"$results"
-tail -1 "$results"
+  $((duration / 60)) $((duration % 60)))
+# The new row goes right after the table's last row, so notes written below the table stay below it.
+awk -v row="$line" 'NR == FNR { if ($0 ~ /^\| /) last = FNR; next } { print } FNR == last { print row }' "$results" "$results" >"$results.new"
+mv "$results.new" "$results"
+echo "$line"
 if [ "$found" -gt 0 ]; then echo "$found crash or hang inputs copied to $regressions" >&2; fi
