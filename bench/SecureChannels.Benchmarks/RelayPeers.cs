@@ -109,7 +109,7 @@ internal sealed class RelayPeers : IAsyncDisposable
         });
 
     /// <summary>Secure-channel options for <paramref name="agent"/>, judging the peer with <paramref name="policy"/>.</summary>
-    public SecureChannelOptions Options(Agent agent, string policy) => new()
+    public SecureChannelOptions Options(Agent agent, string policy, bool sendAcknowledgements = true) => new()
     {
         Identity = agent.Identity,
         ChannelKey = agent.ChannelKey,
@@ -119,13 +119,15 @@ internal sealed class RelayPeers : IAsyncDisposable
         Revocations = Revocations,
         Policy = AccessPolicy.Parse(policy),
         TimeProvider = TimeProvider.System,
+        SendAcknowledgements = sendAcknowledgements,
     };
 
     /// <summary>TCP to the relay, the hop's secure channel pinned to <paramref name="relay"/>, HELLO: the agent's link.</summary>
     public async Task<RelayLink> LinkAsync(Agent agent, IPEndPoint endpoint, Identifier relay, bool listen, int window = 256 * 1024)
     {
         var socket = await LoopbackTcp.ConnectAsync(endpoint).ConfigureAwait(false);
-        var hop = await SecureChannel.ConnectAsync(LoopbackTcp.Pipe(socket), Options(agent, Pin(relay))).WaitAsync(Guard).ConfigureAwait(false);
+        // As AgentClient's hops: no ACK records on the hop (the end-to-end channel acknowledges for itself).
+        var hop = await SecureChannel.ConnectAsync(LoopbackTcp.Pipe(socket), Options(agent, Pin(relay), sendAcknowledgements: false)).WaitAsync(Guard).ConfigureAwait(false);
         var link = await RelayLink.ConnectAsync(hop, new RelayLinkOptions { Listen = listen, CircuitWindow = window, TimeProvider = TimeProvider.System }).WaitAsync(Guard).ConfigureAwait(false);
         _running.Add(link);
         return link;

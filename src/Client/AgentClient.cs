@@ -599,7 +599,7 @@ public sealed partial class AgentClient : IAsyncDisposable
         }
     }
 
-    internal async Task<SecureChannelOptions> ChannelOptionsAsync(AccessPolicy? policy, CancellationToken cancellationToken, IReadOnlyList<CredentialChain>? credentials = null, Action<ChannelEvent>? events = null)
+    internal async Task<SecureChannelOptions> ChannelOptionsAsync(AccessPolicy? policy, CancellationToken cancellationToken, IReadOnlyList<CredentialChain>? credentials = null, Action<ChannelEvent>? events = null, bool sendAcknowledgements = true)
     {
         var (key, attestation) = await _channelKey.GetAsync(cancellationToken).ConfigureAwait(false);
         return new SecureChannelOptions
@@ -614,6 +614,7 @@ public sealed partial class AgentClient : IAsyncDisposable
             Events = events,
             TimeProvider = Options.TimeProvider,
             Logger = Options.LoggerFactory.CreateLogger<SecureChannel>(),
+            SendAcknowledgements = sendAcknowledgements,
         };
     }
 

@@ -115,7 +115,7 @@ internal sealed partial class RelayConnection(RelayEndpoint relay, AgentClient c
         var pipe = await SocketPipe.ConnectAsync(Relay.EndPoint, TimeSpan.FromSeconds(10), options.TimeProvider, cancellationToken).ConfigureAwait(false);
         try
         {
-            var hop = await SecureChannel.ConnectAsync(pipe, await client.ChannelOptionsAsync(Protocol.Policy.AccessPolicy.Parse($"peer.identifier == \"{Relay.Identifier}\""), cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            var hop = await SecureChannel.ConnectAsync(pipe, await client.ChannelOptionsAsync(Protocol.Policy.AccessPolicy.Parse($"peer.identifier == \"{Relay.Identifier}\""), cancellationToken, sendAcknowledgements: false).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             var linkOptions = new RelayLinkOptions { Listen = options.Listen, Names = options.Listen ? options.Names : [], TimeProvider = options.TimeProvider, Logger = logger };
             return await RelayLink.ConnectAsync(hop, linkOptions, cancellationToken).ConfigureAwait(false);
         }

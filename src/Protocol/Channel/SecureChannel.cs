@@ -732,7 +732,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     private void WriteAckIfDue()
     {
         var received = MessagesReceived;
-        if (received == _receivedAcknowledged)
+        if (received == _receivedAcknowledged || !_options.SendAcknowledgements)
         {
             return;
         }
@@ -747,7 +747,7 @@ public sealed partial class SecureChannel : IAsyncDisposable
     // tick confirms instead.
     private void TryAcknowledge()
     {
-        if (MessagesReceived == Volatile.Read(ref _receivedAcknowledged) || Volatile.Read(ref _terminated) != 0 || !_sendLock.Wait(0))
+        if (!_options.SendAcknowledgements || MessagesReceived == Volatile.Read(ref _receivedAcknowledged) || Volatile.Read(ref _terminated) != 0 || !_sendLock.Wait(0))
         {
             return;
         }

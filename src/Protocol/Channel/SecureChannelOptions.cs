@@ -131,6 +131,14 @@ public sealed class SecureChannelOptions
     }
 
     /// <summary>
+    /// Whether this side sends ACK records (docs/protocol.md §8.3), from which the peer learns which of its messages
+    /// arrived. On by default. A channel whose delivery is accounted for by a layer above can turn it off and save a
+    /// record per batch read: a relay hop, whose circuits have their own credit and whose end-to-end channels inside
+    /// acknowledge for themselves. The peer's <see cref="SecureChannel.MessagesAcknowledged"/> then stays 0.
+    /// </summary>
+    public bool SendAcknowledgements { get; init; } = true;
+
+    /// <summary>
     /// Most CREDENTIAL_UPDATE records accepted from a peer in one minute; one more closes the channel with
     /// <see cref="ChannelErrorCode.ProtocolError"/>. Each costs this side a chain verification, and a refresh is due
     /// about once a credential lifetime (an hour), so this bounds the work an authenticated peer can demand without

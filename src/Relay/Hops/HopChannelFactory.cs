@@ -74,6 +74,10 @@ internal sealed class HopChannelFactory : IDisposable
             HandshakeTimeout = _options.HandshakeTimeout,
             IdleTimeout = _options.IdleTimeout,
             KeepaliveInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, _options.IdleTimeout.Ticks / 4)),
+
+            // The relay accounts for nothing by message: circuits carry their own credit, and the end-to-end channels
+            // inside them acknowledge for themselves. An ACK per batch on every hop would only add a record per hop.
+            SendAcknowledgements = false,
         };
     }
 }

@@ -116,6 +116,7 @@ internal sealed class ChannelTestKit : IAsyncDisposable
             RekeyAfterMessages = settings.RekeyAfterMessages,
             RekeyAfterTime = settings.RekeyAfterTime,
             ReceiveQueueCapacity = settings.ReceiveQueueCapacity,
+            SendAcknowledgements = settings.SendAcknowledgements,
         };
     }
 
@@ -215,6 +216,8 @@ internal sealed class ChannelTestKit : IAsyncDisposable
         public TimeSpan RekeyAfterTime { get; init; } = TimeSpan.FromMinutes(2);
 
         public int ReceiveQueueCapacity { get; init; } = 16;
+
+        public bool SendAcknowledgements { get; init; } = true;
 
         public Func<VerifiedPeer, ReadOnlySequence<byte>, bool>? MessageFilter { get; init; }
 

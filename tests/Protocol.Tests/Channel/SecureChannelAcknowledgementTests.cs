@@ -151,6 +151,36 @@ public sealed class SecureChannelAcknowledgementTests
     }
 
     [Fact]
+    public async Task ASideThatSendsNoAcknowledgementsStillDeliversAndItsPeerCountsNone()
+    {
+        await using var kit = await ChannelTestKit.CreateAsync();
+        var alice = await kit.CreateAgentAsync(["role=a"]);
+        var bob = await kit.CreateAgentAsync(["role=b"]);
+        var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob, settings: new() { SendAcknowledgements = false }));
+        await using (a)
+        await using (b)
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                await a.SendAsync(ChannelTestKit.Pattern(10, i));
+            }
+
+            for (var i = 0; i < 10; i++)
+            {
+                await b.SendAsync(ChannelTestKit.Pattern(10, i));
+                (await b.ReceiveAsync().AsTask().WaitAsync(ChannelTestKit.Guard))!.Dispose();
+                (await a.ReceiveAsync().AsTask().WaitAsync(ChannelTestKit.Guard))!.Dispose();
+            }
+
+            // Alice still acknowledges Bob's messages; Bob, who sends none, leaves Alice's count at 0, even at the close.
+            await b.WaitForAcknowledgementAsync(10).AsTask().WaitAsync(ChannelTestKit.Guard);
+            await a.CloseAsync().WaitAsync(ChannelTestKit.Guard);
+            Assert.Equal(10, b.MessagesReceived);
+            Assert.Equal(0, a.MessagesAcknowledged);
+        }
+    }
+
+    [Fact]
     public async Task WaitingForMoreThanWasSentIsRefused()
     {
         await using var kit = await ChannelTestKit.CreateAsync();
