@@ -395,4 +395,30 @@ public sealed class SecureChannelLifetimeTests
         var list = new RevocationList(kit.Authority.Identifier, sequence, kit.Time.GetUtcNow(), [entry]);
         Assert.Equal(RevocationMergeResult.Accepted, kit.Revocations.Merge(await SignedRevocationList.SignAsync(list, kit.Authority), kit.Authority.Verified));
     }
+
+    [Fact]
+    public async Task AfterItsCloseASideSendsNoKeepaliveWhileItWaitsForThePeersAnswer()
+    {
+        await using var kit = await ChannelTestKit.CreateAsync();
+        var alice = await kit.CreateAgentAsync(["role=a"]);
+        var bob = await kit.CreateAgentAsync(["role=b"]);
+
+        // Bob's frames after ACCEPT (his answer to the CLOSE) are held forever: alice waits with her CLOSE sent.
+        var connection = new FaultyConnection(toInitiator: new FaultPlan().Delay(FrameSelector.From(2), new TaskCompletionSource().Task));
+        var (a, b) = await ChannelTestKit.OpenAsync(kit.Options(alice), kit.Options(bob), connection.Ends);
+        await using (b)
+        {
+            var closing = a.CloseAsync();
+            await connection.ToResponder.WaitForFramesAsync(3);
+
+            // Past the keepalive interval (15 s) and its tick, before the idle timeout (60 s). The timer runs inside Advance.
+            kit.Time.Advance(TimeSpan.FromSeconds(20));
+            Assert.False(closing.IsCompleted);
+            await a.DisposeAsync();
+            await connection.ToResponder.Completion.WaitAsync(ChannelTestKit.Guard);
+
+            // Handshake messages 1 and 3, then the CLOSE: nothing after it.
+            Assert.Equal(3, connection.ToResponder.Frames);
+        }
+    }
 }
