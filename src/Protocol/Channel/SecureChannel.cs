@@ -1036,7 +1036,9 @@ public sealed partial class SecureChannel : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            await _pipe.Output.CompleteAsync().ConfigureAwait(false);
+            // Abandoned (a peer that reads nothing). A stream-backed writer still tries to write what it holds as it
+            // completes, and its stream may be gone by now.
+            await CompleteOutputQuietlyAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
         {
@@ -1045,6 +1047,18 @@ public sealed partial class SecureChannel : IAsyncDisposable
         finally
         {
             _sendLock.Release();
+        }
+    }
+
+    private async Task CompleteOutputQuietlyAsync()
+    {
+        try
+        {
+            await _pipe.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            // The connection is already gone; there is nobody left to tell.
         }
     }
 
